@@ -1,0 +1,1 @@
+"""banter's faust agents, one module each; the app discovers them, nothing imports them."""

@@ -1,0 +1,34 @@
+"""Analytics agent: banter.events → per-conversation stats, each message counted once.
+
+``GET /analytics`` on the worker's web port sums the conversations this worker holds.
+"""
+
+from __future__ import annotations
+
+from faust import StreamT
+from faust.web import Request, Response, View
+
+from models import analytics
+from schemas import Event
+from streams import tables, topics
+from streams.app import app, role_agent
+from streams.pipeline import decode_event
+
+
+@role_agent("analytics", topics.events)
+async def count_events(stream: StreamT) -> None:
+    """banter.events → the analytics table (love declarations, sources, intents, fallbacks)."""
+    async for message in stream.events():
+        event = await decode_event(message, Event, "analytics")
+        if event is None:
+            continue
+        key = event.conversation_id.encode()
+        stats = tables.analytics.get(key) or analytics.new_stats()
+        if analytics.count(stats, event.message_id, event.source, event.intent, event.fallback_reason, event.flags):
+            tables.analytics[key] = stats
+
+
+@app.page("/analytics")
+async def analytics_totals(web: View, request: Request) -> Response:
+    """Totals over the conversations whose partitions this worker holds."""
+    return web.json(analytics.total(stats for stats in tables.analytics.data.values() if stats))

@@ -1,0 +1,64 @@
+"""Context agent: banter.messages + banter.replies → banter.turns (and the conversations table)."""
+
+from __future__ import annotations
+
+import time
+
+from faust import StreamT
+from faust.types import EventT
+
+from models import context
+from schemas import HistoryItem, Message, Reply, Turn, encode
+from streams import tables, topics
+from streams.app import metrics, role_agent, settings
+from streams.pipeline import decode_event, seconds_since_produced
+
+
+@role_agent("context", topics.context_inputs)
+async def track_context(stream: StreamT) -> None:
+    """banter.messages → banter.turns; banter.replies → the bot's side of the history."""
+    async for event in stream.events():
+        if event.message.topic == topics.replies.get_topic_name():
+            await _record_reply(event)
+        else:
+            await _record_message(event)
+
+
+async def _record_message(event: EventT) -> None:
+    message = await decode_event(event, Message, "context")
+    if message is None:
+        return
+    key = message.conversation_id.encode()
+    if event.key != key:  # keyed wrongly: re-key it so the conversation stays on one partition
+        await topics.messages.send(key=key, value=event.value)
+        return
+    now = time.time()
+    state = tables.conversations.get(key) or context.new_state(now)
+    state, ctx = context.user_turn(state, message.message_id, message.text, now, settings.history_turns)
+    tables.conversations[key] = state
+    await topics.turns.send(key=key, value=encode(_turn(message, ctx, event, now)))
+    metrics.messages.inc()
+    metrics.stage_latency.labels("context").observe(seconds_since_produced(event))
+
+
+async def _record_reply(event: EventT) -> None:
+    reply = await decode_event(event, Reply, "context")
+    if reply is None:
+        return
+    key = reply.conversation_id.encode()
+    state = tables.conversations.get(key)
+    if state is not None:
+        tables.conversations[key] = context.bot_turn(state, reply.message_id, reply.text, settings.history_turns)
+
+
+def _turn(message: Message, ctx: dict, event: EventT, now: float) -> Turn:
+    received = min(event.message.timestamp, now)
+    budget_s = settings.budget_for(message.platform) / 1000
+    history = [HistoryItem(i["speaker"], i["text"], i["message_id"]) for i in ctx["history"]]
+    return Turn(
+        message_id=message.message_id, conversation_id=message.conversation_id,
+        user_id=message.user_id, platform=message.platform, text=message.text,
+        sent_at=message.sent_at, turn=ctx["turn"], history=history,
+        conversation_age_s=ctx["conversation_age_s"], received_at=received,
+        deadline_at=received + budget_s,
+    )  # fmt: skip

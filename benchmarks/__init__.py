@@ -1,0 +1,1 @@
+"""Benchmarks, run by command (never as timed tests): ``python -m benchmarks.<name>``."""

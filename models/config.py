@@ -1,0 +1,47 @@
+"""The one configuration object every model loader and builder takes.
+
+Nothing in ``models/`` reads the environment: the caller (``streams/``) builds a
+``ModelConfig`` from its settings and passes it in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Precision = Literal["fp32", "int8"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where artifacts live and which checkpoints and knobs the models use."""
+
+    cache_dir: Path
+    """Artifacts root, e.g. ``~/.cache/banter/models``."""
+    encoder: str | None = None
+    """Hugging Face id or local path of the sentence encoder; None = packaged all-MiniLM-L6-v2."""
+    precision: Precision = "fp32"
+    """ONNX encoder precision used at inference: fp32 (batch-independent) or dynamic int8."""
+    ort_threads: int = 1
+    """onnxruntime intra-op thread count for the encoder session."""
+    generator: str | None = None
+    """Hugging Face causal-LM id or local path; None = banter's trained default."""
+    generator_max_new_tokens: int = 32
+    """Cap on tokens the generator samples per reply."""
+    generator_max_time_s: float = 0.6
+    """Cap on wall time the generator spends per batch."""
+    generator_temperature: float = 0.8
+    """Sampling temperature of the generator."""
+    generator_top_k: int = 40
+    """Top-k cut of the generator's sampling."""
+    oos_threshold: float | None = None
+    """Out-of-scope confidence threshold; None = the one chosen at build time."""
+    generator_threads: int = 1
+    """torch intra-op threads for generator inference (1 is robust on a shared 2-core box:
+    2 threads are many times slower per token when another process holds a core)."""
+    generator_history_turns: int = 6
+    """How many of the latest turns the generator's prompt is built from."""
+    generator_train_threads: int = 2
+    """Most torch threads for training the default generator; the faster of this and one
+    thread is picked by timing the first steps."""

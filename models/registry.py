@@ -1,0 +1,61 @@
+"""The model registry: ``load(name, config)`` returns one ready model from built artifacts.
+
+The encoder session is shared between the intent head and the responder when both
+load with the same export, precision and thread count.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from models import artifacts, intent, responder
+from models.config import ModelConfig
+from models.encoder import OnnxEncoder
+from models.hashing import digest_value
+
+MODEL_NAMES = ("intent", "responder", "generator")
+
+
+@lru_cache(maxsize=4)
+def shared_encoder(export_dir: Path, precision: str, threads: int) -> OnnxEncoder:
+    """One onnxruntime encoder per (export, precision, threads)."""
+    return OnnxEncoder(export_dir, precision, threads)
+
+
+def encoder_for(config: ModelConfig) -> OnnxEncoder:
+    """The encoder for ``config``; ArtifactsError when its export is not built."""
+    export_dir, _ = artifacts.require(config, "encoder")
+    return shared_encoder(export_dir, config.precision, config.ort_threads)
+
+
+def load_intent(config: ModelConfig) -> intent.IntentModel:
+    """The intent model; its version also covers a threshold override."""
+    head_dir, version = artifacts.require(config, "intent")
+    if config.oos_threshold is not None:
+        version = digest_value([version, config.oos_threshold])
+    return intent.IntentModel(encoder_for(config), intent.load_head(head_dir), version,
+                              config.oos_threshold)
+
+
+def load_responder(config: ModelConfig) -> responder.Responder:
+    """The retrieval responder."""
+    bank_dir, version = artifacts.require(config, "responder")
+    return responder.Responder(encoder_for(config), bank_dir, version)
+
+
+def load_generator(config: ModelConfig) -> Any:
+    """The generator, from ``models.generator.load``."""
+    module = artifacts.generator_module()
+    if module is None or not hasattr(module, "load"):
+        raise artifacts.ArtifactsError("generator module not available: models.generator.load")
+    return module.load(config)
+
+
+def load(name: str, config: ModelConfig) -> Any:
+    """Load the model ``name`` (one of MODEL_NAMES) for ``config``."""
+    loaders = {"intent": load_intent, "responder": load_responder, "generator": load_generator}
+    if name not in loaders:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+    return loaders[name](config)

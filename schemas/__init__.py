@@ -1,0 +1,33 @@
+"""banter's wire format: one versioned record per topic, the orjson codec, and
+validation that turns bad bytes into a typed error."""
+
+from schemas.codec import SchemaError, decode, encode, to_dict
+from schemas.records import (
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
+    Candidate,
+    DeadLetter,
+    Event,
+    HistoryItem,
+    Message,
+    ModelOutput,
+    Reply,
+    Turn,
+)
+
+__all__ = [
+    "MAX_ID_CHARS",
+    "MAX_TEXT_CHARS",
+    "Candidate",
+    "DeadLetter",
+    "Event",
+    "HistoryItem",
+    "Message",
+    "ModelOutput",
+    "Reply",
+    "SchemaError",
+    "Turn",
+    "decode",
+    "encode",
+    "to_dict",
+]

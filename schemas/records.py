@@ -1,0 +1,210 @@
+"""One versioned record per topic (see DESIGN.md's topic table).
+
+Every record carries ``schema_version``; a reader accepts only the versions it
+knows. ``check()`` holds the constraints beyond types (empty text, size limits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from schemas.codec import SchemaError
+
+SCHEMA_VERSION = 1
+MAX_TEXT_CHARS = 4000
+MAX_ID_CHARS = 200
+
+Source = Literal["canned", "retrieval", "generative", "fallback"]
+Status = Literal["ok", "skipped", "error"]
+Kind = Literal["intent", "reply"]
+
+
+def _check_version(version: int) -> None:
+    if version != SCHEMA_VERSION:
+        raise SchemaError("unknown_schema_version", str(version))
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value.strip():
+        raise SchemaError("empty_field", name)
+    if len(value) > MAX_ID_CHARS:
+        raise SchemaError("field_too_long", name)
+
+
+def _check_text(text: str) -> None:
+    if not text.strip():
+        raise SchemaError("empty_text", "text is empty or whitespace")
+    if len(text) > MAX_TEXT_CHARS:
+        raise SchemaError("text_too_long", f"{len(text)} > {MAX_TEXT_CHARS} characters")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A user message, as a platform sends it (topic ``banter.messages``)."""
+
+    message_id: str
+    conversation_id: str
+    user_id: str
+    platform: str
+    text: str
+    sent_at: float
+    schema_version: int = SCHEMA_VERSION
+
+    def check(self) -> None:
+        _check_version(self.schema_version)
+        for name in ("message_id", "conversation_id", "user_id", "platform"):
+            _check_id(name, getattr(self, name))
+        _check_text(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One earlier turn of a conversation."""
+
+    speaker: Literal["user", "bot"]
+    text: str
+    message_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A message with its conversation context (topic ``banter.turns``).
+
+    ``received_at`` is when the message reached Kafka (its record timestamp) and
+    starts the latency budget; ``deadline_at`` is when the reply is due.
+    """
+
+    message_id: str
+    conversation_id: str
+    user_id: str
+    platform: str
+    text: str
+    sent_at: float
+    turn: int
+    history: list[HistoryItem]
+    conversation_age_s: float
+    received_at: float
+    deadline_at: float
+    schema_version: int = SCHEMA_VERSION
+
+    def check(self) -> None:
+        _check_version(self.schema_version)
+        _check_id("message_id", self.message_id)
+        _check_id("conversation_id", self.conversation_id)
+        _check_text(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutput:
+    """One model's output for one message (topic ``banter.outputs``).
+
+    ``status`` is ``ok`` with a payload (``label``/``confidence`` for intents,
+    ``text``/``score`` for replies), or ``skipped``/``error`` with a ``reason``.
+    """
+
+    message_id: str
+    conversation_id: str
+    model: str
+    version: str
+    kind: Kind
+    status: Status
+    latency_ms: float
+    produced_at: float
+    label: str | None = None
+    confidence: float | None = None
+    in_scope: bool | None = None
+    text: str | None = None
+    score: float | None = None
+    reason: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def check(self) -> None:
+        _check_version(self.schema_version)
+        _check_id("message_id", self.message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The one reply to a message (topic ``banter.replies``).
+
+    ``latency_ms`` is end to end: from the message reaching Kafka to the reply
+    being produced.
+    """
+
+    message_id: str
+    conversation_id: str
+    user_id: str
+    platform: str
+    text: str
+    source: Source
+    intent: str | None
+    latency_ms: float
+    replied_at: float
+    model: str | None = None
+    fallback_reason: str | None = None
+    why: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def check(self) -> None:
+        _check_version(self.schema_version)
+        _check_id("message_id", self.message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One model's part in a routing decision, for offline comparison."""
+
+    model: str
+    version: str
+    kind: Kind
+    status: Status
+    latency_ms: float
+    picked: bool = False
+    late: bool = False
+    reason: str | None = None
+    label: str | None = None
+    confidence: float | None = None
+    text: str | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One analytics event per message (topic ``banter.events``)."""
+
+    message_id: str
+    conversation_id: str
+    platform: str
+    turn: int
+    intent: str | None
+    intent_confidence: float | None
+    source: Source
+    fallback_reason: str | None
+    latency_ms: float
+    candidates: list[Candidate] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    at: float = 0.0
+    schema_version: int = SCHEMA_VERSION
+
+    def check(self) -> None:
+        _check_version(self.schema_version)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Input that could not be used (topic ``banter.deadletter``).
+
+    ``original`` is the original bytes, base64-encoded so that any bytes survive.
+    """
+
+    reason: str
+    detail: str
+    topic: str
+    partition: int
+    offset: int
+    agent: str
+    original: str
+    at: float
+    key: str | None = None
+    schema_version: int = SCHEMA_VERSION

@@ -1,0 +1,106 @@
+"""The ``banter`` command: worker, broker, send, chat, demo, models, settings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from streams.settings import Settings
+
+
+def progress(line: str) -> None:
+    print(f"banter: {line}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args, Settings.from_env()) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except _FRIENDLY_ERRORS() as exc:
+        progress(f"error: {exc}")
+        return 1
+
+
+def _FRIENDLY_ERRORS() -> tuple[type[BaseException], ...]:
+    from models.artifacts import ArtifactsError
+    from streams.broker import BrokerError
+
+    return (ArtifactsError, BrokerError, ConnectionError, TimeoutError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="banter", description="banter: sassy replies at streaming scale")
+    sub = parser.add_subparsers(metavar="command")
+    _add(sub, "worker", "run the pipeline's agents (all, or BANTER_ROLES)", _worker)
+    broker = _add(sub, "broker", "the local Apache Kafka broker", _broker)
+    broker.add_argument("action", choices=["up", "down", "status"])
+    send = _add(sub, "send", "send one message and print its reply", _send)
+    send.add_argument("text")
+    send.add_argument("--conversation", default="cli")
+    send.add_argument("--user", default="cli-user")
+    send.add_argument("--platform", default="cli")
+    send.add_argument("--timeout", type=float, default=30.0)
+    chat = _add(sub, "chat", "chat with banter in the terminal, through Kafka", _chat)
+    chat.add_argument("--conversation", default=None)
+    _add(sub, "demo", "set everything up, run a worker and a scripted conversation", _demo)
+    models = _add(sub, "models", "build, check and evaluate the models", _models)
+    models.add_argument("action", choices=["build", "check", "eval", "train-generator"])
+    models.add_argument("--data", help="CLINC150-format JSON for `eval` (default: banter's own held-out split)")
+    _add(sub, "settings", "print every setting, its variable and value", _settings)
+    return parser
+
+
+def _add(sub: argparse._SubParsersAction, name: str, help_: str,
+         run: Callable[[argparse.Namespace, Settings], int | None]) -> argparse.ArgumentParser:  # fmt: skip
+    parser = sub.add_parser(name, help=help_, description=help_)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import runner
+
+    return runner.run_worker(settings)
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import runner
+
+    return runner.broker(args.action, settings)
+
+
+def _send(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import runner
+
+    return runner.send(settings, args.text, args.conversation, args.user, args.platform, args.timeout)
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import runner
+
+    return runner.chat(settings, args.conversation)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import demo
+
+    return demo.run(settings)
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import runner
+
+    return runner.models(args.action, settings, args.data)
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    for env, value, doc in settings.describe():
+        print(f"{env:34} {value:24} {doc}")
+    return 0

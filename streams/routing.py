@@ -1,0 +1,295 @@
+"""The router's state: turns joined with their outputs, replies, and events.
+
+State lives in the changelog-backed ``routing`` table, one value per
+conversation: ``{"pending": {message_id: entry}, "done": [message_id, ...]}``.
+An entry holds the turn, the outputs seen (first one per model wins, so replays
+are harmless), when each arrived, and the reply once made. ``done`` remembers
+recent answered ids so that a replayed turn is never answered twice.
+
+Functions here mutate state synchronously and return the records to send, so
+that the agent and the deadline timer never interleave half-made changes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from models.latency import LatencyTracker
+from models.policy import PolicyConfig, Seen, Situation, decide, seed_of
+from schemas import Candidate, Event, ModelOutput, Reply, Turn, encode, to_dict
+from schemas.codec import from_obj
+from streams.settings import Settings
+
+MODELS = ("intent", "responder", "generator")
+DONE_KEPT = 64  # replays only reach back to the last commit (~1 s), so a few dozen ids suffice
+FLAG_INTENTS = {"love_declaration": "love_declaration", "best_friend": "love_declaration"}
+
+Entry = dict[str, Any]
+Conversation = dict[str, Any]
+
+
+def context(settings: Settings) -> Context:
+    """The router's context, from the settings."""
+    policy = PolicyConfig(
+        canned_confidence=settings.canned_confidence,
+        uncertain_confidence=settings.uncertain_confidence,
+        long_conversation_turns=settings.long_conversation_turns,
+        min_retrieval_score=settings.min_retrieval_score,
+    )
+    return Context(policy, settings.shadow_grace_ms / 1000, Arrivals(quantile=settings.latency_quantile))
+
+
+@dataclass
+class Outbox:
+    """Records a state change produced: replies and events to send."""
+
+    replies: list[Reply] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)
+
+
+@dataclass(order=True)
+class Due:
+    at: float
+    conversation_id: str = field(compare=False)
+    message_id: str = field(compare=False)
+    kind: str = field(compare=False)  # "deadline" or "grace"
+
+
+class Deadlines:
+    """A heap of due times; entries whose message moved on are skipped when popped."""
+
+    def __init__(self) -> None:
+        self._heap: list[Due] = []
+        self._known: set[tuple[str, str]] = set()
+
+    def add(self, due: Due) -> None:
+        if (due.message_id, due.kind) not in self._known:
+            self._known.add((due.message_id, due.kind))
+            heapq.heappush(self._heap, due)
+
+    def pop_due(self, now: float) -> list[Due]:
+        out: list[Due] = []
+        while self._heap and self._heap[0].at <= now:
+            due = heapq.heappop(self._heap)
+            self._known.discard((due.message_id, due.kind))
+            out.append(due)
+        return out
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._known
+
+
+class Arrivals:
+    """Each model's live delay from a message reaching Kafka to its output reaching the router.
+
+    A model whose p95 delay would land past a message's deadline counts as skipped
+    for it at once, so the router answers with what it has instead of waiting:
+    DESIGN's "switch between models depending on their answer time".
+    """
+
+    def __init__(self, quantile: float = 0.95, window: int = 200) -> None:
+        self._trackers = {model: LatencyTracker(window=window, quantile=quantile, prior_s=0.0) for model in MODELS}
+
+    def observe(self, model: str, delay_s: float) -> None:
+        if model in self._trackers:
+            self._trackers[model].observe(max(0.0, delay_s))
+
+    def late(self, received_at: float, deadline_at: float, now: float) -> set[str]:
+        """Models whose output is predicted after the deadline.
+
+        An estimate from a few samples (the slow first inferences after a start) or
+        from long ago is not trusted: a model is then waited for, up to the deadline.
+        """
+        return {model for model, tracker in self._trackers.items()
+                if len(tracker) >= MIN_SAMPLES and not tracker.stale(PROBE_AFTER_S)
+                and max(now, received_at + tracker.estimate()) > deadline_at}  # fmt: skip
+
+
+PROBE_AFTER_S = 5.0
+MIN_SAMPLES = 20
+
+
+@dataclass
+class Context:
+    """What every routing step needs: the policy, the shadow grace and live arrival delays."""
+
+    policy: PolicyConfig
+    grace_s: float
+    arrivals: Arrivals = field(default_factory=Arrivals)
+
+
+def new_conversation() -> Conversation:
+    return {"pending": {}, "done": []}
+
+
+def on_turn(conv: Conversation, turn: Turn, partition: int, ctx: Context) -> Outbox:
+    """A turn arrived: open (or complete) its entry and answer if the policy allows."""
+    mid = turn.message_id
+    if mid in conv["done"]:
+        return Outbox()
+    entry = conv["pending"].setdefault(mid, _new_entry())
+    if entry["turn"] is not None:
+        return Outbox()
+    entry["turn"], entry["partition"] = to_dict(turn), partition
+    return _advance(conv, mid, ctx, final=False)
+
+
+def on_output(conv: Conversation, output: ModelOutput, ctx: Context) -> Outbox:
+    """A model output arrived (possibly before its turn, possibly after the reply)."""
+    mid = output.message_id
+    if mid in conv["done"]:
+        return Outbox(late=[output.model])
+    entry = conv["pending"].setdefault(mid, _new_entry())
+    if output.model in entry["outputs"]:
+        return Outbox()
+    entry["outputs"][output.model] = to_dict(output)
+    entry["arrived"][output.model] = now = time.time()
+    if entry["turn"] is not None:
+        ctx.arrivals.observe(output.model, now - entry["turn"]["received_at"])
+    late = [output.model] if entry["reply"] is not None else []  # after the reply: shadow data
+    box = _advance(conv, mid, ctx, final=False)
+    box.late.extend(late)
+    return box
+
+
+def on_due(conv: Conversation, due: Due, ctx: Context) -> Outbox:
+    """The timer says a deadline or a grace period has passed."""
+    entry = conv["pending"].get(due.message_id)
+    if entry is None or entry["turn"] is None:
+        return Outbox()
+    if due.kind == "deadline":
+        return _advance(conv, due.message_id, ctx, final=True)
+    entry["graced"] = True  # late outputs no longer wait; the event goes out in turn order
+    return _release(conv)
+
+
+def unsent_replies(conv: Conversation, sent: Callable[[str], bool]) -> list[Reply]:
+    """Replies the state records that ``sent`` says this process never sent (restored after a crash)."""
+    recorded = (entry["reply"] for entry in conv["pending"].values() if entry["reply"] is not None)
+    return [from_obj(reply, Reply) for reply in recorded if not sent(reply["message_id"])]
+
+
+def due_times(conv: Conversation, conversation_id: str, ctx: Context) -> list[Due]:
+    """What the timer must watch for this conversation's pending entries."""
+    out = []
+    for mid, entry in conv["pending"].items():
+        if entry["turn"] is None:
+            continue
+        if entry["decision"] is None:
+            out.append(Due(entry["turn"]["deadline_at"], conversation_id, mid, "deadline"))
+        elif entry["reply"] is not None:
+            out.append(Due(entry["replied_at"] + ctx.grace_s, conversation_id, mid, "grace"))
+    return out
+
+
+def _new_entry() -> Entry:
+    return {"turn": None, "partition": None, "outputs": {}, "arrived": {}, "reply": None,
+            "replied_at": None, "decision": None, "graced": False}  # fmt: skip
+
+
+def _advance(conv: Conversation, mid: str, ctx: Context, final: bool) -> Outbox:
+    entry = conv["pending"][mid]
+    if entry["turn"] is not None and entry["decision"] is None:
+        final = final or time.time() >= entry["turn"]["deadline_at"]
+        decision = decide(_situation(entry), _seen(entry, ctx.arrivals), ctx.policy, final)
+        if decision is not None:
+            entry["decision"] = asdict(decision)
+    return _release(conv)
+
+
+def _release(conv: Conversation) -> Outbox:
+    """Send decided replies, then finished events, in turn order: none overtakes an earlier one."""
+    box = Outbox()
+    waiting = sorted((e for e in conv["pending"].values() if e["turn"] is not None),
+                     key=lambda e: e["turn"]["turn"])  # fmt: skip
+    for entry in waiting:
+        if entry["decision"] is None:
+            break
+        if entry["reply"] is None:
+            box.replies.append(_reply(entry))
+    fresh = {reply.message_id for reply in box.replies}
+    for entry in waiting:
+        complete = all(model in entry["outputs"] for model in MODELS)
+        if entry["reply"] is None or not (complete or entry["graced"]):
+            break
+        if entry["turn"]["message_id"] in fresh:
+            break  # kept one step more, so that a crash before the reply reaches Kafka can resend it
+        box.events.extend(_finish(conv, entry["turn"]["message_id"]).events)
+    return box
+
+
+def _finish(conv: Conversation, mid: str) -> Outbox:
+    entry = conv["pending"].pop(mid)
+    conv["done"] = [*conv["done"][-(DONE_KEPT - 1):], mid]
+    if entry["reply"] is None:
+        return Outbox()
+    return Outbox(events=[_event(entry)])
+
+
+def _situation(entry: Entry) -> Situation:
+    turn = entry["turn"]
+    recent = tuple(item["text"] for item in turn["history"][-6:] if item["speaker"] == "bot")
+    return Situation(turn["text"], turn["turn"], recent, seed_of(turn["message_id"]))
+
+
+def _seen(entry: Entry, arrivals: Arrivals | None = None) -> dict[str, Seen]:
+    """The outputs so far; with ``arrivals``, a model due after the deadline counts as skipped."""
+    keys = ("status", "label", "confidence", "in_scope", "text", "score", "reason")
+    seen = {name: Seen(name, **{k: out.get(k) for k in keys}) for name, out in entry["outputs"].items()}
+    if arrivals is not None:
+        turn = entry["turn"]
+        for model in arrivals.late(turn["received_at"], turn["deadline_at"], time.time()) - seen.keys():
+            seen[model] = Seen(model, "skipped", reason="predicted_late")
+    return seen
+
+
+def _reply(entry: Entry) -> Reply:
+    turn, decision, now = entry["turn"], entry["decision"], time.time()
+    intent = entry["outputs"].get("intent", {}).get("label")
+    reply = Reply(
+        message_id=turn["message_id"], conversation_id=turn["conversation_id"],
+        user_id=turn["user_id"], platform=turn["platform"], text=decision["text"],
+        source=decision["source"], intent=intent, model=decision["model"],
+        latency_ms=round((now - turn["received_at"]) * 1000, 3), replied_at=now,
+        fallback_reason=decision["fallback_reason"], why=decision["why"] or None,
+    )  # fmt: skip
+    entry["reply"], entry["replied_at"] = to_dict(reply), now
+    return reply
+
+
+def _event(entry: Entry) -> Event:
+    turn, reply = entry["turn"], entry["reply"]
+    intent = entry["outputs"].get("intent", {})
+    label = intent.get("label") if intent.get("status") == "ok" else None
+    flags = [FLAG_INTENTS[label]] if label in FLAG_INTENTS else []
+    return Event(
+        message_id=turn["message_id"], conversation_id=turn["conversation_id"],
+        platform=turn["platform"], turn=turn["turn"], intent=label,
+        intent_confidence=intent.get("confidence"), source=reply["source"],
+        fallback_reason=reply["fallback_reason"], latency_ms=reply["latency_ms"],
+        candidates=[_candidate(entry, name) for name in MODELS if name in entry["outputs"]],
+        flags=flags, at=time.time(),
+    )  # fmt: skip
+
+
+def _candidate(entry: Entry, name: str) -> Candidate:
+    out = entry["outputs"][name]
+    return Candidate(
+        model=name, version=out["version"], kind=out["kind"], status=out["status"],
+        latency_ms=out["latency_ms"], picked=(entry["decision"] or {}).get("model") == name,
+        late=entry["arrived"][name] > (entry["replied_at"] or float("inf")),
+        reason=out.get("reason"), label=out.get("label"), confidence=out.get("confidence"),
+        text=out.get("text"), score=out.get("score"),
+    )  # fmt: skip
+
+
+def encode_all(box: Outbox) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """(key, value) pairs for the replies and events of ``box``."""
+    replies = [(r.conversation_id.encode(), encode(r)) for r in box.replies]
+    events = [(e.conversation_id.encode(), encode(e)) for e in box.events]
+    return replies, events

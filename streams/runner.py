@@ -1,0 +1,145 @@
+"""What the CLI's commands do: start a worker, manage the broker, talk to banter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from schemas import Reply
+from streams.broker import BrokerError, LocalKafka, port_open
+from streams.cli import progress
+from streams.client import connected, ensure_topics, new_message
+from streams.settings import Settings
+
+
+def require_broker(settings: Settings) -> None:
+    """Fail with the fix when no broker answers."""
+    if settings.uses_local_broker and not port_open(settings.local_kafka_port):
+        raise BrokerError(
+            f"no Kafka at {settings.bootstrap}: run `banter broker up`, "
+            "or set BANTER_KAFKA_BOOTSTRAP to your cluster"
+        )
+
+
+def require_models(settings: Settings) -> None:
+    from models import artifacts
+    from streams.services import model_config
+
+    problems = artifacts.check(model_config(settings))
+    if problems:
+        raise artifacts.ArtifactsError("; ".join(problems) + " — run `banter models build`")
+
+
+def run_worker(settings: Settings) -> int:
+    from streams.logs import logging_config
+
+    require_models(settings)
+    require_broker(settings)
+    created = asyncio.run(ensure_topics(settings))
+    if created:
+        progress(f"created topics: {', '.join(created)}")
+    from faust import Worker
+
+    from streams.app import app
+
+    worker = Worker(app, loglevel=settings.log_level, logging_config=logging_config(settings.log_level), quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def broker(action: str, settings: Settings) -> int:
+    if not settings.uses_local_broker:
+        progress(f"BANTER_KAFKA_BOOTSTRAP={settings.bootstrap}: using that cluster, nothing to manage")
+        if action == "up":
+            created = asyncio.run(ensure_topics(settings))
+            progress(f"topics ready ({len(created)} created)")
+        return 0
+    kafka = LocalKafka(settings, progress)
+    if action == "up":
+        kafka.up()
+        created = asyncio.run(ensure_topics(settings))
+        progress(f"topics ready: {len(created)} created, {settings.partitions} partitions each")
+    elif action == "down":
+        progress("Kafka stopped" if kafka.down() else "Kafka was not running")
+    else:
+        print(kafka.status())
+    return 0
+
+
+def describe(reply: Reply) -> str:
+    fallback = f" | fallback: {reply.fallback_reason}" if reply.fallback_reason else ""
+    why = f" | why: {reply.why}" if reply.why else ""
+    return f"[{reply.source} | intent {reply.intent} | {reply.latency_ms:.0f} ms{fallback}{why}]"
+
+
+def send(settings: Settings, text: str, conversation: str, user: str, platform: str, timeout_s: float) -> int:
+    require_broker(settings)
+
+    async def ask() -> Reply:
+        async with connected(settings) as client:
+            return await client.ask(new_message(text, conversation, user, platform), timeout_s)
+
+    try:
+        reply = asyncio.run(ask())
+    except TimeoutError:
+        progress(f"no reply within {timeout_s:.0f} s: is a worker running? (`banter worker`)")
+        return 1
+    print(reply.text)
+    print(describe(reply))
+    return 0
+
+
+def chat(settings: Settings, conversation: str | None) -> int:
+    require_broker(settings)
+    conversation = conversation or f"chat-{uuid.uuid4().hex[:8]}"
+    print(f"banter chat (conversation {conversation}); Ctrl-D to leave", file=sys.stderr)
+
+    async def loop() -> None:
+        async with connected(settings) as client:
+            while True:
+                text = await asyncio.to_thread(_read_line)
+                if text is None:
+                    return
+                if not text.strip():
+                    continue
+                try:
+                    reply = await client.ask(new_message(text, conversation, "chat-user", "cli"), 30.0)
+                except TimeoutError:
+                    print("(no reply within 30 s: is a worker running?)")
+                    continue
+                print(f"banter> {reply.text}  {describe(reply)}", flush=True)
+
+    asyncio.run(loop())
+    return 0
+
+
+def _read_line() -> str | None:
+    try:
+        return input("you> ")
+    except EOFError:
+        return None
+
+
+def models(action: str, settings: Settings, data: str | None) -> int:
+    from models import artifacts, evaluate, generator
+    from streams.services import model_config
+
+    config = model_config(settings)
+    if action == "build":
+        started = time.monotonic()
+        manifest = artifacts.build_all(config, progress)
+        progress(f"models ready in {time.monotonic() - started:.0f} s: {json.dumps(manifest)}")
+    elif action == "check":
+        problems = artifacts.check(config)
+        print("\n".join(problems) if problems else "models ready")
+        return 1 if problems else 0
+    elif action == "eval":
+        report = evaluate.run(Path(data), config, progress) if data else evaluate.run_project(config, progress)
+        print(report)
+    else:
+        print(json.dumps(generator.train(config, progress), indent=2))
+    return 0

@@ -1,0 +1,108 @@
+"""Long-lived resources: the models this worker runs, loaded when it starts.
+
+Each model gets its own single-thread executor, so inference never runs on the
+event loop and a slow generator never queues the intent head behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from mode import Service
+
+from models import registry
+from models.config import ModelConfig
+from models.types import Model
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+
+def model_config(settings: Settings) -> ModelConfig:
+    """The models' configuration, taken from banter's settings."""
+    return ModelConfig(
+        cache_dir=settings.home / "models",
+        encoder=settings.encoder or None,
+        precision="int8" if settings.precision == "int8" else "fp32",
+        ort_threads=settings.ort_threads,
+        generator=settings.generator or None,
+        generator_max_new_tokens=settings.generator_max_new_tokens,
+        generator_max_time_s=settings.generator_max_time_s,
+        generator_threads=settings.generator_threads,
+    )
+
+
+class ModelService(Service):
+    """Loads the named models on start and runs their batches off the event loop."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, names: Sequence[str], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.config = model_config(settings)
+        self.metrics = metrics
+        self.names = tuple(names)
+        self.models: dict[str, Model[Any, Any]] = {}
+        self._loaded = {name: asyncio.Event() for name in names}
+        self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=name) for name in names}
+
+    async def on_start(self) -> None:
+        """Load every model at once, each on its own thread: a fast model serves while a slow one loads."""
+        await asyncio.gather(*(self._load(name) for name in self.names))
+
+    async def _load(self, name: str) -> None:
+        started = time.monotonic()
+        model = await self.run(name, lambda: registry.load(name, self.config))
+        self.models[name] = model
+        self._loaded[name].set()
+        self.metrics.model_info.labels(name).info({"version": model.version})
+        log.info("model loaded", extra={"model": name, "version": model.version,
+                                        "seconds": round(time.monotonic() - started, 2)})
+
+    async def on_stop(self) -> None:
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def loaded(self) -> bool:
+        return all(event.is_set() for event in self._loaded.values())
+
+    async def model(self, name: str) -> Model[Any, Any]:
+        """The loaded model, once it is loaded."""
+        await self._loaded[name].wait()
+        return self.models[name]
+
+    async def run(self, name: str, call: Callable[[], R]) -> R:
+        """Run ``call`` (an inference) on the model's own executor thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executors[name], call)
+
+
+def _worker_models() -> list[str]:
+    from streams.app import settings
+
+    return [name for name in registry.MODEL_NAMES if settings.runs(name)]
+
+
+def _create() -> ModelService:
+    from faust.web import Request, Response, View
+
+    from streams.app import app, metrics, settings
+
+    service = ModelService(settings, metrics, _worker_models())
+    app.service(service)  # type: ignore[arg-type]  # faust accepts instances too
+
+    @app.page("/ready")
+    async def ready(web: View, request: Request) -> Response:
+        """200 once every model of this worker is loaded, 503 before."""
+        status = 200 if service.loaded else 503
+        return web.json({"ready": service.loaded, "models": sorted(service.models)}, status=status)
+
+    return service
+
+
+model_service = _create()

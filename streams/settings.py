@@ -1,0 +1,159 @@
+"""The one settings object, read from ``BANTER_*`` environment variables.
+
+This is the only module of banter that reads the environment. Each field names
+its variable and says what it is for; ``banter settings`` prints them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class Secret(str):
+    """A string that never shows itself in a repr, a log line or a label."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    def __str__(self) -> str:
+        return "**********" if self else ""
+
+
+def _setting(default: Any, env: str, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """banter's configuration; build it with ``Settings.from_env()``."""
+
+    kafka_bootstrap: str = _setting(
+        "", "BANTER_KAFKA_BOOTSTRAP", "Kafka bootstrap servers; empty = banter's local broker"
+    )
+    kafka_username: str = _setting("", "BANTER_KAFKA_USERNAME", "SASL/PLAIN user, if any")
+    kafka_password: Secret = _setting(Secret(""), "BANTER_KAFKA_PASSWORD", "SASL/PLAIN password")
+    kafka_version: str = _setting("4.4.0", "BANTER_KAFKA_VERSION", "Apache Kafka for the local broker")
+    local_kafka_port: int = _setting(19092, "BANTER_LOCAL_KAFKA_PORT", "local broker's client port")
+    home: Path = _setting(
+        Path.home() / ".cache" / "banter", "BANTER_HOME", "cache: Kafka jars, broker data, models"
+    )
+    app_id: str = _setting("banter", "BANTER_APP_ID", "Faust app id = Kafka consumer group")
+    topic_prefix: str = _setting("banter", "BANTER_TOPIC_PREFIX", "prefix of every topic name")
+    partitions: int = _setting(8, "BANTER_PARTITIONS", "partitions of every banter topic")
+    replication: int = _setting(1, "BANTER_REPLICATION", "replication factor of every topic")
+    session_timeout_s: float = _setting(
+        30.0, "BANTER_SESSION_TIMEOUT_S", "consumer session timeout: how soon a dead worker's partitions move"
+    )
+    web_host: str = _setting("127.0.0.1", "BANTER_WEB_HOST", "worker web server host (/metrics)")
+    web_port: int = _setting(6066, "BANTER_WEB_PORT", "worker web server port (/metrics)")
+    roles: str = _setting(
+        "all", "BANTER_ROLES", "agents this worker runs: all, or a comma list of agent names"
+    )
+    budget_ms: float = _setting(1000.0, "BANTER_BUDGET_MS", "latency budget per message")
+    platform_budgets_ms: str = _setting(
+        "", "BANTER_PLATFORM_BUDGETS_MS", "per-platform budgets, e.g. 'web=800,messenger=1500'"
+    )
+    history_turns: int = _setting(8, "BANTER_HISTORY_TURNS", "turns of history kept per turn")
+    max_batch: int = _setting(32, "BANTER_MAX_BATCH", "largest micro-batch a model agent takes")
+    batch_wait_ms: float = _setting(4.0, "BANTER_BATCH_WAIT_MS", "how long a batch may wait to fill")
+    canned_confidence: float = _setting(
+        0.7, "BANTER_CANNED_CONFIDENCE", "intent confidence that earns a canned reply at once"
+    )
+    uncertain_confidence: float = _setting(
+        0.55, "BANTER_UNCERTAIN_CONFIDENCE", "below this intent confidence, prefer the generator"
+    )
+    long_conversation_turns: int = _setting(
+        6, "BANTER_LONG_CONVERSATION_TURNS", "from this turn on, prefer the generator"
+    )
+    min_retrieval_score: float = _setting(
+        0.25, "BANTER_MIN_RETRIEVAL_SCORE", "retrieval similarity below which a reply is weak"
+    )
+    latency_quantile: float = _setting(
+        0.95, "BANTER_LATENCY_QUANTILE", "quantile of live model latency used to predict misses"
+    )
+    shadow_grace_ms: float = _setting(
+        2000.0, "BANTER_SHADOW_GRACE_MS", "how long after a reply late outputs still join its event"
+    )
+    encoder: str = _setting("", "BANTER_ENCODER", "encoder HF id or path; empty = packaged MiniLM")
+    precision: str = _setting("fp32", "BANTER_PRECISION", "encoder precision: fp32 or int8")
+    ort_threads: int = _setting(1, "BANTER_ORT_THREADS", "onnxruntime intra-op threads")
+    generator: str = _setting("", "BANTER_GENERATOR", "causal LM HF id or path; empty = banter's")
+    generator_max_new_tokens: int = _setting(
+        32, "BANTER_GENERATOR_MAX_NEW_TOKENS", "cap on generated tokens"
+    )
+    generator_max_time_s: float = _setting(
+        0.6, "BANTER_GENERATOR_MAX_TIME_S", "cap on one generation's wall time"
+    )
+    generator_threads: int = _setting(
+        1, "BANTER_GENERATOR_THREADS", "torch threads for the generator (the rest serve the encoder and the loop)"
+    )
+    generator_delay_ms: float = _setting(
+        0.0, "BANTER_GENERATOR_DELAY_MS", "test knob: extra delay per generator batch"
+    )
+    generator_fault: str = _setting(
+        "", "BANTER_GENERATOR_FAULT", "test knob: 'raise' makes every generator batch fail"
+    )
+    log_level: str = _setting("info", "BANTER_LOG_LEVEL", "worker log level")
+    log_text: bool = _setting(False, "BANTER_LOG_TEXT", "include message text in logs")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from its variable, falling back to the default."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values = {
+            f.name: _parse(env[f.metadata["env"]], hints[f.name], f.name)
+            for f in dataclasses.fields(cls)
+            if f.metadata["env"] in env
+        }
+        return cls(**values)
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}.{name}"
+
+    def budget_for(self, platform: str) -> float:
+        """The latency budget in ms for a platform."""
+        return _parse_budgets(self.platform_budgets_ms).get(platform, self.budget_ms)
+
+    def runs(self, agent: str) -> bool:
+        roles = {role.strip() for role in self.roles.split(",")}
+        return "all" in roles or agent in roles
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(variable, value, doc) for each setting; secrets stay hidden."""
+        return [
+            (f.metadata["env"], str(getattr(self, f.name)), f.metadata["doc"])
+            for f in dataclasses.fields(self)
+        ]
+
+
+def _parse(raw: str, kind: Any, name: str) -> Any:
+    try:
+        if kind is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if kind is Path:
+            return Path(raw).expanduser()
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"setting {name}: cannot read {raw!r} as {kind.__name__}") from None
+
+
+def _parse_budgets(raw: str) -> dict[str, float]:
+    pairs = (item.split("=", 1) for item in raw.split(",") if "=" in item)
+    return {key.strip(): float(value) for key, value in pairs}

@@ -1,0 +1,171 @@
+"""The router's state machine without Kafka: one reply per message, replays ignored,
+late outputs marked, events complete with every candidate."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from models import persona
+from models.policy import PolicyConfig
+from schemas import ModelOutput, Turn
+from streams import routing
+
+CONFIG = PolicyConfig()
+GRACE = 2.0
+CTX = routing.Context(CONFIG, GRACE)
+
+
+@pytest.fixture(autouse=True)
+def fresh_arrivals() -> None:
+    CTX.arrivals = routing.Arrivals()
+CANNED = sorted(persona.CANNED_INTENTS)[0]
+
+
+def turn(mid: str = "m1", budget_s: float = 1.0, number: int = 1) -> Turn:
+    now = time.time()
+    return Turn(mid, "c1", "u1", "web", "so what do you do for fun", now, number, [], 0.0, now, now + budget_s)
+
+
+def output(model: str, mid: str = "m1", **fields: object) -> ModelOutput:
+    kind = "intent" if model == "intent" else "reply"
+    base = {"status": "ok", "latency_ms": 5.0, "produced_at": time.time()}
+    return ModelOutput(mid, "c1", model, "v1", kind, **{**base, **fields})  # type: ignore[arg-type]
+
+
+def all_outputs(conv: routing.Conversation, label: str = "hobbies", confidence: float = 0.9) -> routing.Outbox:
+    box = routing.Outbox()
+    for out in (output("intent", label=label, confidence=confidence, in_scope=True),
+                output("responder", text="Fun? I collect compliments.", score=0.7),
+                output("generator", text="i mostly judge people's playlists", score=-1.0)):  # fmt: skip
+        step = routing.on_output(conv, out, CTX)
+        box.replies += step.replies
+        box.events += step.events
+        box.late += step.late
+    return box
+
+
+def test_one_reply_and_one_event_when_everything_arrives() -> None:
+    conv = routing.new_conversation()
+    assert not routing.on_turn(conv, turn(), 0, CTX).replies
+    box = all_outputs(conv)
+    assert len(box.replies) == 1 and len(box.events) == 1
+    event = box.events[0]
+    assert {c.model for c in event.candidates} == {"intent", "responder", "generator"}
+    assert sum(c.picked for c in event.candidates) == 1
+    assert conv["pending"] == {} and conv["done"] == ["m1"]
+
+
+def test_outputs_before_the_turn_are_kept() -> None:
+    conv = routing.new_conversation()
+    all_outputs(conv)
+    box = routing.on_turn(conv, turn(), 3, CTX)
+    assert len(box.replies) == 1 and not box.events  # the entry outlives its reply's step (crash safety)
+    (grace,) = routing.due_times(conv, "c1", CTX)
+    assert len(routing.on_due(conv, grace, CTX).events) == 1
+
+
+def test_replayed_turn_and_outputs_are_ignored() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(), 0, CTX)
+    all_outputs(conv)
+    assert not routing.on_turn(conv, turn(), 0, CTX).replies
+    replay = all_outputs(conv)
+    assert not replay.replies and not replay.events
+    assert replay.late == ["intent", "responder", "generator"]
+
+
+def test_canned_answers_before_the_generator_and_marks_it_late() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(), 0, CTX)
+    box = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX)
+    assert [r.source for r in box.replies] == ["canned"]
+    routing.on_output(conv, output("responder", text="hm", score=0.5), CTX)
+    time.sleep(0.01)
+    box = routing.on_output(conv, output("generator", text="late words", score=-1.0), CTX)
+    assert box.late == ["generator"] and not box.replies
+    (event,) = box.events
+    generator = next(c for c in event.candidates if c.model == "generator")
+    assert generator.late and not generator.picked
+    assert next(c for c in event.candidates if c.model == "intent").picked
+
+
+def test_deadline_answers_with_what_is_there() -> None:
+    conv = routing.new_conversation()
+    assert not routing.on_turn(conv, turn(budget_s=0.02), 0, CTX).replies
+    (due,) = routing.due_times(conv, "c1", CTX)
+    time.sleep(0.03)
+    box = routing.on_due(conv, due, CTX)
+    (reply,) = box.replies
+    assert reply.source == "fallback" and reply.fallback_reason == "deadline"
+    (grace,) = routing.due_times(conv, "c1", CTX)
+    assert grace.kind == "grace"
+    box = routing.on_due(conv, grace, CTX)
+    assert len(box.events) == 1 and box.events[0].source == "fallback"
+
+
+def test_deadlines_pop_in_order_once() -> None:
+    heap = routing.Deadlines()
+    heap.add(routing.Due(2.0, "c", "b", "deadline"))
+    heap.add(routing.Due(1.0, "c", "a", "deadline"))
+    heap.add(routing.Due(1.0, "c", "a", "deadline"))
+    assert [d.message_id for d in heap.pop_due(5.0)] == ["a", "b"]
+    assert heap.pop_due(5.0) == []
+
+
+def test_love_declarations_are_flagged() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(), 0, CTX)
+    box = all_outputs(conv, label="love_declaration")
+    assert box.events[0].flags == ["love_declaration"]
+
+
+def test_a_later_reply_waits_for_the_earlier_one() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn("m1", number=1), 0, CTX)
+    routing.on_turn(conv, turn("m2", number=2), 0, CTX)
+    canned = output("intent", mid="m2", label=CANNED, confidence=0.99, in_scope=True)
+    assert not routing.on_output(conv, canned, CTX).replies  # held behind m1
+    box = routing.on_output(conv, output("intent", mid="m1", label=CANNED, confidence=0.99, in_scope=True),
+                            CTX)  # fmt: skip
+    assert [r.message_id for r in box.replies] == ["m1", "m2"]
+
+
+def test_events_go_out_in_turn_order() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn("m1", number=1), 0, CTX)
+    routing.on_turn(conv, turn("m2", number=2), 0, CTX)
+    for mid in ("m1", "m2"):
+        routing.on_output(conv, output("intent", mid=mid, label=CANNED, confidence=0.99, in_scope=True), CTX)
+        routing.on_output(conv, output("responder", mid=mid, text="hm", score=0.5), CTX)
+    box = routing.on_output(conv, output("generator", mid="m2", text="later", score=-1.0), CTX)
+    assert not box.events  # m2 is complete, but m1 still waits for its generator
+    box = routing.on_output(conv, output("generator", mid="m1", text="now", score=-1.0), CTX)
+    assert [e.message_id for e in box.events] == ["m1", "m2"]
+
+
+def test_a_model_predicted_late_is_not_waited_for() -> None:
+    for _ in range(20):
+        CTX.arrivals.observe("generator", 3.0)  # the generator answers 3 s after arrival
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(budget_s=1.0), 0, CTX)
+    routing.on_output(conv, output("intent", label="hobbies", confidence=0.3, in_scope=True), CTX)
+    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), CTX)
+    (reply,) = box.replies  # at once, not at the deadline
+    assert (reply.source, reply.fallback_reason) == ("retrieval", "skipped")
+
+
+def test_a_few_slow_samples_do_not_make_a_model_late() -> None:
+    for _ in range(routing.MIN_SAMPLES - 1):
+        CTX.arrivals.observe("responder", 3.0)  # the slow first inferences after a start
+    assert CTX.arrivals.late(time.time(), time.time() + 1.0, time.time()) == set()
+
+
+def test_replies_restored_after_a_crash_are_found_for_resending() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(), 0, CTX)
+    (reply,) = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX).replies
+    restored = routing.unsent_replies(conv, lambda mid: False)  # a new process has sent nothing
+    assert [r.text for r in restored] == [reply.text]
+    assert routing.unsent_replies(conv, lambda mid: True) == []
