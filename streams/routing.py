@@ -50,6 +50,7 @@ class Outbox:
     replies: list[Reply] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     late: list[str] = field(default_factory=list)
+    finished: list[Reply] = field(default_factory=list)  # replies not known delivered whose entries this forgets
 
 
 @dataclass(order=True)
@@ -169,9 +170,20 @@ def on_due(conv: Conversation, due: Due, ctx: Context) -> Outbox:
 
 
 def unsent_replies(conv: Conversation, sent: Callable[[str], bool]) -> list[Reply]:
-    """Replies the state records that ``sent`` says this process never sent (restored after a crash)."""
-    recorded = (entry["reply"] for entry in conv["pending"].values() if entry["reply"] is not None)
+    """Replies the state records but ``sent(message_id)`` says this process never sent (restored after a crash).
+
+    A reply the state marks delivered is in Kafka already and is not sent again.
+    """
+    recorded = (entry["reply"] for entry in conv["pending"].values()
+                if entry["reply"] is not None and not entry.get("delivered"))  # fmt: skip
     return [from_obj(reply, Reply) for reply in recorded if not sent(reply["message_id"])]
+
+
+def mark_delivered(conv: Conversation, acked: Callable[[str], bool]) -> None:
+    """Note in the state which replies Kafka has acknowledged, so a restart does not resend them."""
+    for mid, entry in conv["pending"].items():
+        if entry["reply"] is not None and not entry.get("delivered") and acked(mid):
+            entry["delivered"] = True
 
 
 def due_times(conv: Conversation, conversation_id: str, ctx: Context) -> list[Due]:
@@ -189,7 +201,7 @@ def due_times(conv: Conversation, conversation_id: str, ctx: Context) -> list[Du
 
 def _new_entry() -> Entry:
     return {"turn": None, "partition": None, "outputs": {}, "arrived": {}, "reply": None,
-            "replied_at": None, "decision": None, "graced": False}  # fmt: skip
+            "replied_at": None, "decision": None, "graced": False, "delivered": False}  # fmt: skip
 
 
 def _advance(conv: Conversation, mid: str, ctx: Context, final: bool) -> Outbox:
@@ -219,7 +231,9 @@ def _release(conv: Conversation) -> Outbox:
             break
         if entry["turn"]["message_id"] in fresh:
             break  # kept one step more, so that a crash before the reply reaches Kafka can resend it
-        box.events.extend(_finish(conv, entry["turn"]["message_id"]).events)
+        done = _finish(conv, entry["turn"]["message_id"])
+        box.events.extend(done.events)
+        box.finished.extend(done.finished)
     return box
 
 
@@ -228,7 +242,8 @@ def _finish(conv: Conversation, mid: str) -> Outbox:
     conv["done"] = [*conv["done"][-(DONE_KEPT - 1):], mid]
     if entry["reply"] is None:
         return Outbox()
-    return Outbox(events=[_event(entry)])
+    unconfirmed = [] if entry.get("delivered") else [from_obj(entry["reply"], Reply)]
+    return Outbox(events=[_event(entry)], finished=unconfirmed)
 
 
 def _situation(entry: Entry) -> Situation:

@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def base_env() -> Iterator[dict[str, str]]:
+def base_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment for workers and clients: the session broker, the shared caches."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANTER_") or k in PASSED_THROUGH}
     if os.environ.get("BANTER_KAFKA_BOOTSTRAP"):
@@ -57,6 +57,9 @@ def base_env() -> Iterator[dict[str, str]]:
     finally:
         if ours:
             kafka.down()
+            log = kafka.root / "broker.log"
+            if log.exists():  # kept beside the workers' logs for a post-mortem
+                shutil.copy(log, tmp_path_factory.getbasetemp() / "broker.log")
             shutil.rmtree(kafka.root, ignore_errors=True)
 
 

@@ -25,14 +25,14 @@ async def produce(settings: Settings, records: list[tuple[bytes | None, bytes]],
 
 
 async def read_topic(
-    settings: Settings, topic: str, until: Callable[[list[Any]], bool], timeout_s: float,
+    settings: Settings, topic: str, until: Callable[[list[Any]], bool], timeout_s: float, full_name: bool = False,
 ) -> list[Any]:
     """Every record of a topic from the beginning, until ``until(records)`` or the timeout."""
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     await consumer.start()
     records: list[Any] = []
     try:
-        name = settings.topic(topic)
+        name = topic if full_name else settings.topic(topic)
         partitions = consumer.partitions_for_topic(name) or set()
         if not partitions:
             await consumer._client.force_metadata_update()

@@ -111,7 +111,7 @@ def _by_conversation(settings: Any, topic: str, kind: type, sent: dict[str, list
     def ours(records: list[Any]) -> list[Any]:
         return [r for r in map(lambda rec: decode(rec.value, kind), records) if r.conversation_id in sent]
 
-    records = asyncio.run(read_topic(settings, topic, lambda rs: len(ours(rs)) >= total, 240.0))
+    records = asyncio.run(read_topic(settings, topic, lambda rs: len({r.message_id for r in ours(rs)}) >= total, 240.0))
     got: dict[str, list[str]] = defaultdict(list)
     for record in ours(records):
         got[record.conversation_id].append(record.message_id)

@@ -169,3 +169,27 @@ def test_replies_restored_after_a_crash_are_found_for_resending() -> None:
     restored = routing.unsent_replies(conv, lambda mid: False)  # a new process has sent nothing
     assert [r.text for r in restored] == [reply.text]
     assert routing.unsent_replies(conv, lambda mid: True) == []
+
+
+def test_an_entry_is_forgotten_only_in_a_later_step_than_its_reply() -> None:
+    """The agent must see a reply in Kafka before the state that forgets its entry: never the same step."""
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(), 0, CTX)
+    made = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX)
+    assert len(made.replies) == 1 and made.finished == []
+    rest = routing.on_output(conv, output("responder", text="Sure.", score=0.7), CTX)
+    last = routing.on_output(conv, output("generator", text="ok then", score=-1.0), CTX)
+    rest_finished = rest.finished + last.finished
+    assert [r.message_id for r in rest_finished] == ["m1"]
+    assert rest_finished[0].text == made.replies[0].text
+    assert conv["pending"] == {}
+
+
+def test_a_reply_marked_delivered_is_not_resent_after_a_crash() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(), 0, CTX)
+    routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX)
+    routing.mark_delivered(conv, lambda mid: False)
+    assert len(routing.unsent_replies(conv, lambda mid: False)) == 1
+    routing.mark_delivered(conv, lambda mid: mid == "m1")
+    assert routing.unsent_replies(conv, lambda mid: False) == []
