@@ -51,7 +51,8 @@ async def _route(event: EventT) -> None:
     output = await decode_event(event, ModelOutput, "router")
     if output is not None:
         conv = _conversation(output.conversation_id)
-        await _commit(conv, output.conversation_id, event.message.partition, routing.on_output(conv, output, CONTEXT))
+        box = routing.on_output(conv, output, CONTEXT, event.message.partition)
+        await _commit(conv, output.conversation_id, event.message.partition, box)
 
 
 def _conversation(conversation_id: str) -> routing.Conversation:

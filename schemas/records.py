@@ -117,6 +117,7 @@ class ModelOutput:
     text: str | None = None
     score: float | None = None
     reason: str | None = None
+    turn: Turn | None = None  # the turn it answers, so the router can open the message from either record
     schema_version: int = SCHEMA_VERSION
 
     def check(self) -> None:

@@ -118,7 +118,7 @@ def _with_level(stage: Stage, item: Any) -> Any:
 def _base(stage: Stage, version: str, turn: Turn, latency_ms: float) -> dict[str, Any]:
     return {"message_id": turn.message_id, "conversation_id": turn.conversation_id,
             "model": stage.model, "version": version, "kind": stage.kind,
-            "latency_ms": round(latency_ms, 3), "produced_at": time.time()}  # fmt: skip
+            "latency_ms": round(latency_ms, 3), "produced_at": time.time(), "turn": turn}  # fmt: skip
 
 
 def _ok(stage: Stage, version: str, turn: Turn, prediction: Any, seconds: float) -> ModelOutput:

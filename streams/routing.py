@@ -140,15 +140,21 @@ def on_turn(conv: Conversation, turn: Turn, partition: int, ctx: Context) -> Out
     return _advance(conv, mid, ctx, final=False)
 
 
-def on_output(conv: Conversation, output: ModelOutput, ctx: Context) -> Outbox:
-    """A model output arrived (possibly before its turn, possibly after the reply)."""
+def on_output(conv: Conversation, output: ModelOutput, ctx: Context, partition: int | None = None) -> Outbox:
+    """A model output arrived (possibly before its turn, possibly after the reply).
+
+    An output carries its turn: when the turn record itself is late or was lost
+    between topics in a crash, the output opens the message in its place.
+    """
     mid = output.message_id
     if mid in conv["done"]:
         return Outbox(late=[output.model])
     entry = conv["pending"].setdefault(mid, _new_entry())
+    if entry["turn"] is None and output.turn is not None and partition is not None:
+        entry["turn"], entry["partition"] = to_dict(output.turn), partition
     if output.model in entry["outputs"]:
         return Outbox()
-    entry["outputs"][output.model] = to_dict(output)
+    entry["outputs"][output.model] = {k: v for k, v in to_dict(output).items() if k != "turn"}
     entry["arrived"][output.model] = now = time.time()
     if entry["turn"] is not None:
         ctx.arrivals.observe(output.model, now - entry["turn"]["received_at"])

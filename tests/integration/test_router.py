@@ -92,14 +92,15 @@ def test_kill_minus_9_loses_no_reply_and_changes_no_text(worker_factory: Any) ->
     messages = [new_message(f"{OPEN_TEXTS[i % 5]} #{i}", f"crash-{i % 200}", platform="test") for i in range(2000)]
     wanted = {m.message_id for m in messages}
 
-    at_kill: dict[int, int | None] = {}
+    at_kill: dict[tuple[str, int], int | None] = {}
 
     async def send_and_kill() -> None:
         first, second = messages[:1000], messages[1000:]
         await produce(settings, [(m.conversation_id.encode(), encode(m)) for m in first])
         await read_topic(settings, "replies", lambda rs: len(rs) >= 400, 120.0)  # mid-stream
         worker.kill()
-        at_kill.update(await _committed(settings, "turns"))  # where the restarted worker resumes
+        for topic in ("messages", "turns"):  # where the restarted worker resumes
+            at_kill.update({(topic, p): o for p, o in (await _committed(settings, topic)).items()})
         await produce(settings, [(m.conversation_id.encode(), encode(m)) for m in second])
 
     asyncio.run(send_and_kill())
@@ -118,7 +119,8 @@ def test_kill_minus_9_loses_no_reply_and_changes_no_text(worker_factory: Any) ->
             texts[reply.message_id].add(reply.text)
             raw += 1
     missing = wanted - set(texts)
-    assert not missing, f"{len(missing)} messages never got a reply:\n{_trace(settings, missing, at_kill)}"
+    trace = _trace(settings, missing, at_kill, [m.message_id for m in messages]) if missing else ""
+    assert not missing, f"{len(missing)} messages never got a reply:\n{trace}"
     changed = {mid for mid, seen in texts.items() if len(seen) > 1}
     assert not changed, f"{len(changed)} repeated replies changed their text"
     duplicates = raw - len(wanted)
@@ -130,18 +132,23 @@ def test_kill_minus_9_loses_no_reply_and_changes_no_text(worker_factory: Any) ->
 
 
 
-def _trace(settings: Any, missing: set[str], at_kill: dict[int, int | None]) -> str:
+def _trace(settings: Any, missing: set[str], at_kill: dict[tuple[str, int], int | None], order: list[str]) -> str:
     """Where each lost message stopped: which topics hold it, and what the router's state last said of it."""
     lines = []
     found: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    turn_at: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    turn_at: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     for topic in ("messages", "turns", "outputs", "replies"):
         for record in asyncio.run(read_topic(settings, topic, lambda rs: False, 5.0)):
             for mid in missing:
                 if mid.encode() in record.value:
                     found[mid][topic] += 1
-                if topic == "turns" and record.value.startswith(b'{"message_id":"' + mid.encode()):
-                    turn_at[mid].append((record.partition, record.offset))
+                if topic in ("messages", "turns") and record.value.startswith(b'{"message_id":"' + mid.encode()):
+                    turn_at[mid].append((topic, record.partition, record.offset))
+    for record in asyncio.run(read_topic(settings, f"{settings.app_id}-conversations-changelog", lambda rs: False,
+                                         5.0, full_name=True)):  # fmt: skip
+        for mid in missing:
+            if mid.encode() in (record.value or b""):
+                found[mid]["conversations-changelog"] += 1
     changelog = f"{settings.app_id}-routing-changelog"
     last: dict[str, bytes] = {}
     for record in asyncio.run(read_topic(settings, changelog, lambda rs: False, 5.0, full_name=True)):
@@ -151,8 +158,9 @@ def _trace(settings: Any, missing: set[str], at_kill: dict[int, int | None]) -> 
     for mid in sorted(missing)[:5]:
         state = last.get(mid, b"")
         where = "done" if b'"done":' in state and state.rfind(mid.encode()) > state.find(b'"done":') else "pending"
-        lines.append(f"{mid}: records {dict(found[mid])}; turn at (partition, offset) {turn_at[mid]}, "
-                     f"committed at the kill {[at_kill.get(p) for p, _ in turn_at[mid]]}; "
+        lines.append(f"{mid} (message {order.index(mid)} of {len(order)}): records {dict(found[mid])}; "
+                     f"(topic, partition, offset) {turn_at[mid]}, "
+                     f"committed at the kill {[at_kill.get((t, p)) for t, p, _ in turn_at[mid]]}; "
                      f"routing state: {where if state else 'never'} "
                      f"{state[:600]!r}")  # fmt: skip
     return "\n".join(lines)

@@ -193,3 +193,20 @@ def test_a_reply_marked_delivered_is_not_resent_after_a_crash() -> None:
     assert len(routing.unsent_replies(conv, lambda mid: False)) == 1
     routing.mark_delivered(conv, lambda mid: mid == "m1")
     assert routing.unsent_replies(conv, lambda mid: False) == []
+
+
+def test_an_output_carrying_its_turn_answers_a_message_whose_turn_record_never_came() -> None:
+    conv = routing.new_conversation()
+    lost = turn()
+    box = routing.Outbox()
+    for out in (output("intent", label="hobbies", confidence=0.9, in_scope=True, turn=lost),
+                output("responder", text="Fun? I collect compliments.", score=0.7, turn=lost),
+                output("generator", text="i mostly judge people's playlists", score=-1.0, turn=lost)):  # fmt: skip
+        step = routing.on_output(conv, out, CTX, partition=3)
+        box.replies += step.replies
+        if out.model == "intent":
+            entry = conv["pending"]["m1"]
+            assert entry["turn"]["message_id"] == "m1" and entry["partition"] == 3
+            assert "turn" not in entry["outputs"]["intent"]  # the state keeps one copy of the turn
+    assert [r.message_id for r in box.replies] == ["m1"]
+    assert routing.on_turn(conv, lost, 3, CTX).replies == []  # the turn record, arriving after all, adds nothing
