@@ -28,7 +28,7 @@ models: setup  ## build the model artifacts (cached; a few minutes the first tim
 demo: setup  ## the newcomer's command: Kafka, models, a worker and a scripted conversation
 	$(BIN)/banter demo
 
-test: models prometheus  ## every test: unit, then integration against a real Kafka broker it starts itself
+test: models prometheus  ## unit, then integration tests against a real Kafka broker it starts itself (all but test-crash)
 	$(BIN)/pytest tests -m "not crash"
 
 test-crash: models  ## the kill -9 test (issue 4, still open: it can lose a message across the crash)

@@ -10,9 +10,10 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import Reply, decode, encode
-from streams.client import OncePerMessage, connected, new_message
+from streams.client import OncePerMessage, connected, kafka_options, new_message
 from tests.integration.kafka_io import produce, read_topic
 
 CANNED_TEXTS = ("what's the weather like today?", "I love you so much", "hi there!")
@@ -171,10 +172,6 @@ def _trace(settings: Any, missing: set[str], at_kill: dict[tuple[str, int], int 
 
 async def _committed(settings: Any, topic: str) -> dict[int, int | None]:
     """The worker group's committed offset for each partition of one of its topics."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from streams.client import kafka_options
-
     consumer = AIOKafkaConsumer(**kafka_options(settings), group_id=settings.app_id, enable_auto_commit=False)
     await consumer.start()
     try:
