@@ -81,8 +81,11 @@ async def rescan_pending() -> None:
             waiting += len(conv["pending"])
             conversation_id = key.decode() if isinstance(key, bytes) else str(key)
             _schedule(conv, conversation_id)
-            async with step:  # a crash can land the state that records a reply but not the reply: resend it
-                await _send(routing.Outbox(replies=routing.unsent_replies(conv, delivering.__contains__)))
+            # A crash can land the state that records a reply but not the reply: resend it. The lock is
+            # taken only when there is something to resend, and the check is repeated under it.
+            if routing.unsent_replies(conv, delivering.__contains__):
+                async with step:
+                    await _send(routing.Outbox(replies=routing.unsent_replies(conv, delivering.__contains__)))
     metrics.pending.set(waiting)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from models.latency import LatencyTracker
@@ -154,7 +154,9 @@ def on_output(conv: Conversation, output: ModelOutput, ctx: Context, partition: 
         entry["turn"], entry["partition"] = to_dict(output.turn), partition
     if output.model in entry["outputs"]:
         return Outbox()
-    entry["outputs"][output.model] = {k: v for k, v in to_dict(output).items() if k != "turn"}
+    kept = to_dict(replace(output, turn=None))  # the state keeps one copy of the turn, not one per output
+    del kept["turn"]
+    entry["outputs"][output.model] = kept
     entry["arrived"][output.model] = now = time.time()
     if entry["turn"] is not None:
         ctx.arrivals.observe(output.model, now - entry["turn"]["received_at"])
