@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 from faust import StreamT
+from faust.types import EventT
 from faust.web import Request, Response, View
 
 from models import analytics
 from schemas import Event
-from streams import tables, topics
+from streams import gaps, tables, topics
 from streams.app import app, role_agent
 from streams.pipeline import decode_event
 
@@ -19,13 +20,21 @@ from streams.pipeline import decode_event
 async def count_events(stream: StreamT) -> None:
     """banter.events → the analytics table (love declarations, sources, intents, fallbacks)."""
     async for message in stream.events():
+        await INPUTS.take([message])
+
+
+async def _count(messages: list[EventT]) -> None:
+    for message in messages:
         event = await decode_event(message, Event, "analytics")
         if event is None:
             continue
         key = event.conversation_id.encode()
         stats = tables.analytics.get(key) or analytics.new_stats()
         if analytics.count(stats, event.message_id, event.source, event.intent, event.fallback_reason, event.flags):
-            tables.analytics[key] = stats
+            await tables.persist(tables.analytics, key, stats, message.message.partition, durable=False)
+
+
+INPUTS = gaps.Inputs("analytics", topics.events.topics, _count)
 
 
 @app.page("/analytics")

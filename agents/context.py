@@ -9,7 +9,7 @@ from faust.types import EventT
 
 from models import context
 from schemas import HistoryItem, Message, Reply, Turn, encode
-from streams import tables, topics
+from streams import gaps, tables, topics
 from streams.app import metrics, role_agent, settings
 from streams.pipeline import decode_event, seconds_since_produced
 
@@ -18,10 +18,18 @@ from streams.pipeline import decode_event, seconds_since_produced
 async def track_context(stream: StreamT) -> None:
     """banter.messages → banter.turns; banter.replies → the bot's side of the history."""
     async for event in stream.events():
+        await INPUTS.take([event])
+
+
+async def _record(events: list[EventT]) -> None:
+    for event in events:
         if event.message.topic == topics.replies.get_topic_name():
             await _record_reply(event)
         else:
             await _record_message(event)
+
+
+INPUTS = gaps.Inputs("context", topics.context_inputs.topics, _record)
 
 
 async def _record_message(event: EventT) -> None:
@@ -35,7 +43,7 @@ async def _record_message(event: EventT) -> None:
     now = time.time()
     state = tables.conversations.get(key) or context.new_state(now)
     state, ctx = context.user_turn(state, message.message_id, message.text, now, settings.history_turns)
-    tables.conversations[key] = state
+    await tables.persist(tables.conversations, key, state, event.message.partition, durable=False)
     await topics.turns.send(key=key, value=encode(_turn(message, ctx, event, now)))
     metrics.messages.inc()
     metrics.stage_latency.labels("context").observe(seconds_since_produced(event))
@@ -48,7 +56,8 @@ async def _record_reply(event: EventT) -> None:
     key = reply.conversation_id.encode()
     state = tables.conversations.get(key)
     if state is not None:
-        tables.conversations[key] = context.bot_turn(state, reply.message_id, reply.text, settings.history_turns)
+        state = context.bot_turn(state, reply.message_id, reply.text, settings.history_turns)
+        await tables.persist(tables.conversations, key, state, event.message.partition, durable=False)
 
 
 def _turn(message: Message, ctx: dict, event: EventT, now: float) -> Turn:

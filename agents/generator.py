@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 
 from faust import Stream
+from faust.types import EventT
 
 from models.latency import Degrader
-from streams import topics
+from streams import gaps, topics
 from streams.app import role_agent, settings
 from streams.inference import Stage, dialogue_of, serve
 from streams.services import model_service
@@ -32,4 +33,11 @@ GENERATOR = Stage("generator", "reply", dialogue_of, degrader=Degrader(), fault=
 async def generate_replies(stream: Stream) -> None:
     """banter.turns → banter.outputs, in micro-batches, inference off the event loop."""
     async for events in stream.take_events(settings.max_batch, within=settings.batch_wait_ms / 1000):
-        await serve(GENERATOR, model_service, events)
+        await INPUTS.take(events)
+
+
+async def _serve(events: list[EventT]) -> None:
+    await serve(GENERATOR, model_service, events)
+
+
+INPUTS = gaps.Inputs("generator", topics.turns.topics, _serve)

@@ -22,7 +22,7 @@ from faust import StreamT
 from faust.types import EventT
 
 from schemas import ModelOutput, Reply, Turn
-from streams import routing, tables, topics
+from streams import gaps, routing, tables, topics
 from streams.app import metrics, role_agent, role_timer, settings
 from streams.pipeline import decode_event
 
@@ -36,6 +36,11 @@ delivering: dict[str, Awaitable[Any]] = {}  # message_id -> Kafka's ack of the r
 async def route_replies(stream: StreamT) -> None:
     """banter.turns + banter.outputs → banter.replies + banter.events."""
     async for event in stream.events():
+        await INPUTS.take([event])
+
+
+async def _route_all(events: list[EventT]) -> None:
+    for event in events:
         async with step:
             await _route(event)
 
@@ -53,6 +58,9 @@ async def _route(event: EventT) -> None:
         conv = _conversation(output.conversation_id)
         box = routing.on_output(conv, output, CONTEXT, event.message.partition)
         await _commit(conv, output.conversation_id, event.message.partition, box)
+
+
+INPUTS = gaps.Inputs("router", topics.router_inputs.topics, _route_all)
 
 
 def _conversation(conversation_id: str) -> routing.Conversation:

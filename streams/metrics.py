@@ -65,6 +65,14 @@ class Metrics:
             "banter_late_outputs_total", "Model outputs that arrived after the reply",
             ["model"], registry=registry,
         )  # fmt: skip
+        self.input_gaps = Counter(
+            "banter_input_gaps_total", "Runs of input records faust skipped, read back from Kafka",
+            ["agent", "found_by"], registry=registry,
+        )  # fmt: skip
+        self.input_gap_records = Counter(
+            "banter_input_gap_records_total", "Input records faust skipped, read back and handled",
+            ["agent"], registry=registry,
+        )  # fmt: skip
         self.pending = Gauge(
             "banter_router_pending", "Messages waiting for their reply in this worker", registry=registry
         )

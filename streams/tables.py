@@ -32,5 +32,9 @@ async def persist(table: TableT, key: bytes, value: Any, partition: int, durable
     if durable:
         await sent
 
+# "agent|topic|partition" -> the last input offset handed to that agent (streams.gaps); the value is
+# written to the changelog partition of the input partition, so it moves with it
+progress: TableT = app.Table("progress", default=None, partitions=settings.partitions, key_type=bytes)
+
 # conversation_id -> models.analytics stats: messages, sources, intents, flags, fallbacks, recent ids
 analytics: TableT = app.Table("analytics", default=None, partitions=settings.partitions, key_type=bytes)

@@ -1,0 +1,25 @@
+"""Catch-up: input records faust committed without handing them to an agent → that agent.
+
+The stream check in ``streams.gaps`` finds a skipped record when the next one
+arrives; this timer finds those with nothing after them: after a restart, a
+partition whose committed offset is past an agent's last record.
+"""
+
+from __future__ import annotations
+
+from streams import gaps
+from streams.app import app
+
+INTERVAL_S = 5.0
+
+
+@app.timer(interval=INTERVAL_S)
+async def catch_up_skipped_inputs() -> None:
+    """Compare each agent's last input offsets with the group's committed offsets."""
+    if app.rebalancing or app.in_recovery or not gaps.INPUTS:
+        return
+    ours = set().union(*(inputs.topics for inputs in gaps.INPUTS))
+    assigned = [tp for tp in app.consumer.assignment() if tp.topic in ours]
+    committed = await gaps.committed_offsets.of(assigned)
+    for inputs in gaps.INPUTS:
+        await inputs.catch_up(committed)
