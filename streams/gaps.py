@@ -1,11 +1,13 @@
 """Every input record reaches its agent, in order, even where faust skips one.
 
 faust 0.15 can acknowledge, and then commit, an offset that an agent never
-processed: records fetched before a rebalance are acked as "skipped" when they
-come out after it, an offset jump is booked as acked, and a gap of one at the
-head of the acked offsets passes its check. The worker reads on past such a
-record; after a crash or a seek nobody reads it again, and its message never
-gets a reply.
+processed. Records fetched before a rebalance carry the old generation and are
+acked as "skipped" when they come out after it (faust-streaming#221/#223); an
+offset jump is booked as acked, and a gap of one at the head of the acked
+offsets passes the commit check (faust-streaming#216, #312; robinhood/faust#115).
+In banter's kill -9 test the restarted worker's agents lose the first record of
+some partitions this way. The worker reads on past such a record; after a
+crash or a seek nobody reads it again, and its message never gets a reply.
 
 So each agent keeps, per input partition, the last offset handed to it, in the
 changelog-backed ``progress`` table (written before faust can ack the record, so

@@ -87,7 +87,7 @@ def test_a_burst_leaves_no_message_unanswered(worker_factory: Any) -> None:
     assert len(got) == len(wanted), f"{len(got) - len(wanted)} duplicate reply records without any crash"
 
 
-@pytest.mark.crash  # out of `make test` until issue 4's loss is found: see the marker in pyproject.toml
+@pytest.mark.crash  # `make test-crash` runs it alone
 def test_kill_minus_9_loses_no_reply_and_changes_no_text(worker_factory: Any) -> None:
     """2,000 messages over 200 conversations; the worker is killed mid-stream and restarted."""
     worker = worker_factory(BANTER_SESSION_TIMEOUT_S="10")
