@@ -7,9 +7,14 @@ partition whose committed offset is past an agent's last record.
 
 from __future__ import annotations
 
+import logging
+
+from aiokafka.errors import KafkaError
+
 from streams import gaps
 from streams.app import app
 
+log = logging.getLogger(__name__)
 INTERVAL_S = 5.0
 
 
@@ -20,6 +25,10 @@ async def catch_up_skipped_inputs() -> None:
         return
     ours = set().union(*(inputs.topics for inputs in gaps.INPUTS))
     assigned = [tp for tp in app.consumer.assignment() if tp.topic in ours]
-    committed = await gaps.committed_offsets.of(assigned)
+    try:
+        committed = await gaps.committed_offsets.of(assigned)
+    except KafkaError as exc:  # the broker may be moving a coordinator: the next tick asks again
+        log.warning("could not read committed offsets", extra={"error": repr(exc), "retry_s": INTERVAL_S})
+        return
     for inputs in gaps.INPUTS:
         await inputs.catch_up(committed)
