@@ -40,7 +40,8 @@ def context(settings: Settings) -> Context:
         long_conversation_turns=settings.long_conversation_turns,
         min_retrieval_score=settings.min_retrieval_score,
     )
-    return Context(policy, settings.shadow_grace_ms / 1000, Arrivals(quantile=settings.latency_quantile))
+    return Context(policy, settings.shadow_grace_ms / 1000, Arrivals(quantile=settings.latency_quantile),
+                   margin_s=settings.reply_margin_ms / 1000)
 
 
 @dataclass
@@ -117,11 +118,17 @@ MIN_SAMPLES = 20
 
 @dataclass
 class Context:
-    """What every routing step needs: the policy, the shadow grace and live arrival delays."""
+    """What every routing step needs: the policy, the shadow grace, live arrival delays, and how
+    long before a message's deadline its reply is made (so that it reaches Kafka in the budget)."""
 
     policy: PolicyConfig
     grace_s: float
     arrivals: Arrivals = field(default_factory=Arrivals)
+    margin_s: float = 0.0
+
+    def answer_by(self, turn: dict[str, Any]) -> float:
+        """When the router stops waiting for a message: its deadline less the margin."""
+        return float(turn["deadline_at"]) - self.margin_s
 
 
 def new_conversation() -> Conversation:
@@ -201,7 +208,7 @@ def due_times(conv: Conversation, conversation_id: str, ctx: Context) -> list[Du
         if entry["turn"] is None:
             continue
         if entry["decision"] is None:
-            out.append(Due(entry["turn"]["deadline_at"], conversation_id, mid, "deadline"))
+            out.append(Due(ctx.answer_by(entry["turn"]), conversation_id, mid, "deadline"))
         elif entry["reply"] is not None:
             out.append(Due(entry["replied_at"] + ctx.grace_s, conversation_id, mid, "grace"))
     return out
@@ -215,8 +222,8 @@ def _new_entry() -> Entry:
 def _advance(conv: Conversation, mid: str, ctx: Context, final: bool) -> Outbox:
     entry = conv["pending"][mid]
     if entry["turn"] is not None and entry["decision"] is None:
-        final = final or time.time() >= entry["turn"]["deadline_at"]
-        decision = decide(_situation(entry), _seen(entry, ctx.arrivals), ctx.policy, final)
+        final = final or time.time() >= ctx.answer_by(entry["turn"])
+        decision = decide(_situation(entry), _seen(entry, ctx), ctx.policy, final)
         if decision is not None:
             entry["decision"] = asdict(decision)
     return _release(conv)
@@ -260,13 +267,13 @@ def _situation(entry: Entry) -> Situation:
     return Situation(turn["text"], turn["turn"], recent, seed_of(turn["message_id"]))
 
 
-def _seen(entry: Entry, arrivals: Arrivals | None = None) -> dict[str, Seen]:
-    """The outputs so far; with ``arrivals``, a model due after the deadline counts as skipped."""
+def _seen(entry: Entry, ctx: Context | None = None) -> dict[str, Seen]:
+    """The outputs so far; with ``ctx``, a model due after the answer time counts as skipped."""
     keys = ("status", "label", "confidence", "in_scope", "text", "score", "reason")
     seen = {name: Seen(name, **{k: out.get(k) for k in keys}) for name, out in entry["outputs"].items()}
-    if arrivals is not None:
+    if ctx is not None:
         turn = entry["turn"]
-        for model in arrivals.late(turn["received_at"], turn["deadline_at"], time.time()) - seen.keys():
+        for model in ctx.arrivals.late(turn["received_at"], ctx.answer_by(turn), time.time()) - seen.keys():
             seen[model] = Seen(model, "skipped", reason="predicted_late")
     return seen
 

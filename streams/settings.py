@@ -79,6 +79,9 @@ class Settings:
     latency_quantile: float = _setting(
         0.95, "BANTER_LATENCY_QUANTILE", "quantile of live model latency used to predict misses"
     )
+    reply_margin_ms: float = _setting(
+        50.0, "BANTER_REPLY_MARGIN_MS", "the router answers this long before a deadline, so the reply lands in time"
+    )
     shadow_grace_ms: float = _setting(
         2000.0, "BANTER_SHADOW_GRACE_MS", "how long after a reply late outputs still join its event"
     )

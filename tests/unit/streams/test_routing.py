@@ -105,6 +105,19 @@ def test_deadline_answers_with_what_is_there() -> None:
     assert len(box.events) == 1 and box.events[0].source == "fallback"
 
 
+def test_with_a_margin_the_router_answers_that_long_before_the_deadline() -> None:
+    margin = routing.Context(CONFIG, GRACE, routing.Arrivals(), margin_s=0.5)
+    conv = routing.new_conversation()
+    the_turn = turn(budget_s=0.6)
+    assert not routing.on_turn(conv, the_turn, 0, margin).replies
+    (due,) = routing.due_times(conv, "c1", margin)
+    assert due.at == pytest.approx(the_turn.deadline_at - 0.5)
+    time.sleep(0.15)  # past the answer time, well before the deadline: the next output settles it
+    box = routing.on_output(conv, output("intent", label="hobbies", confidence=0.9, in_scope=True), margin)
+    (reply,) = box.replies
+    assert reply.latency_ms < 600
+
+
 def test_deadlines_pop_in_order_once() -> None:
     heap = routing.Deadlines()
     heap.add(routing.Due(2.0, "c", "b", "deadline"))
