@@ -75,6 +75,9 @@ class OncePerMessage:
         return True
 
 
+WARMUP_ASK_S = 15.0
+
+
 class Client:
     """Sends messages and hands back their replies, each message_id once."""
 
@@ -130,14 +133,20 @@ class Client:
         """Send greetings until one is answered by a model, not the fallback line.
 
         A worker that has just started answers at the deadline while its models
-        load; only once a model answers is it warm.
+        load; only once a model answers is it warm. Each greeting waits at most
+        ``WARMUP_ASK_S``, so one reply that never comes does not use up the wait.
         """
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no reply from a model within {timeout_s:.0f} s")
-            reply = await self.ask(new_message("hi there!", f"warmup-{uuid.uuid4().hex[:8]}", "warmup"), left)
+            greeting = new_message("hi there!", f"warmup-{uuid.uuid4().hex[:8]}", "warmup")
+            try:
+                reply = await self.ask(greeting, min(left, WARMUP_ASK_S))
+            except TimeoutError:
+                self._waiting.pop(greeting.message_id, None)
+                continue
             if reply.source != "fallback":
                 return reply
             await asyncio.sleep(0.5)
