@@ -1,7 +1,8 @@
-"""banter's wire format: one versioned record per topic, the orjson codec, and
-validation that turns bad bytes into a typed error."""
+"""banter's wire format: one versioned record per topic (frozen msgspec
+Structs), the msgspec codec, and validation that turns bad bytes into a typed
+error."""
 
-from schemas.codec import SchemaError, decode, encode, to_dict
+from schemas.codec import SchemaError, decode, encode, from_obj, replace, to_dict
 from schemas.records import (
     MAX_ID_CHARS,
     MAX_TEXT_CHARS,
@@ -29,5 +30,7 @@ __all__ = [
     "Turn",
     "decode",
     "encode",
+    "from_obj",
+    "replace",
     "to_dict",
 ]

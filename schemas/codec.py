@@ -1,21 +1,32 @@
-"""The orjson codec and strict validation: bytes become a record or a SchemaError.
+"""The msgspec codec and strict validation: bytes become a record or a SchemaError.
 
-Validation follows the dataclass annotations exactly: a missing field, a field of
-the wrong type (a bool is not an int, a string is not a number), an unknown
-schema version, or a constraint a record declares in ``check()`` each yield a
-``SchemaError`` whose ``reason`` is a short machine-readable code.
+Each record type gets one ``msgspec.json.Decoder``, built on first use, which
+checks the annotations while it parses: a missing field, a field of the wrong
+type (a bool is not an int, a string is not a number) or a value outside a
+``Literal`` fails. Unknown fields are ignored, so writers can add fields before
+readers know them. After the types, a record's ``check()`` holds its own
+constraints (schema version, empty or oversized text). Every failure is a
+``SchemaError`` whose ``reason`` is a short machine-readable code and whose
+``detail`` names the field, e.g. ``history[3].text``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import orjson
+import msgspec
 
 T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
+Reader = tuple[msgspec.json.Decoder[Any], Callable[[Any], None] | None]
+
+_ENCODER = msgspec.json.Encoder()
+_READERS: dict[type, Reader] = {}
+_AT = re.compile(r"(?P<problem>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?", re.DOTALL)
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`")
+_WRONG_TYPE = re.compile(r"Expected `[^`]*`, got `|Invalid RFC3339")
 
 
 class SchemaError(ValueError):
@@ -27,108 +38,78 @@ class SchemaError(ValueError):
         self.detail = detail
 
 
-def encode(record: Any) -> bytes:
-    """Serialise a record (a dataclass) to compact JSON bytes."""
-    return orjson.dumps(record)
+def encode(record: msgspec.Struct) -> bytes:
+    """Serialise a record to compact JSON bytes."""
+    return _ENCODER.encode(record)
 
 
-def to_dict(record: Any) -> dict[str, Any]:
+def to_dict(record: msgspec.Struct) -> dict[str, Any]:
     """A record as plain JSON-ready data."""
-    data: dict[str, Any] = orjson.loads(orjson.dumps(record))
+    data: dict[str, Any] = msgspec.to_builtins(record)
     return data
+
+
+def replace(record: S, /, **changes: Any) -> S:
+    """A copy of ``record`` with ``changes``; like ``dataclasses.replace``, nothing is validated."""
+    return msgspec.structs.replace(record, **changes)
 
 
 def decode(data: bytes | None, cls: type[T]) -> T:
     """Parse and strictly validate ``data`` as ``cls``, or raise SchemaError."""
     if data is None:
         raise SchemaError("empty_payload", "no value")
+    if not data.isascii():  # msgspec skips unknown fields unread: their bytes must be UTF-8 too
+        _require_utf8(data)
+    decoder, check = _reader(cls)
+    try:
+        record: T = decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise _invalid(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise SchemaError("invalid_json", str(exc)) from None
+    if check is not None:
+        check(record)
+    return record
+
+
+def from_obj(obj: Any, cls: type[T]) -> T:
+    """Build ``cls`` from parsed JSON (dicts, lists, scalars), as strictly as ``decode``."""
+    try:
+        record = msgspec.convert(obj, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _invalid(str(exc)) from None
+    check = _reader(cls)[1]
+    if check is not None:
+        check(record)
+    return record
+
+
+def _reader(cls: type) -> Reader:
+    reader = _READERS.get(cls)
+    if reader is None:
+        reader = _READERS[cls] = (msgspec.json.Decoder(cls), getattr(cls, "check", None))
+    return reader
+
+
+def _require_utf8(data: bytes) -> None:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SchemaError("not_utf8", str(exc)) from None
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise SchemaError("invalid_json", str(exc)) from None
-    return from_obj(obj, cls)
 
 
-def from_obj(obj: Any, cls: type[T], path: str = "") -> T:
-    """Build ``cls`` from parsed JSON, checking every field's type."""
-    if not isinstance(obj, dict):
-        raise SchemaError("not_an_object", path or "top level")
-    hints = _hints(cls)
-    kwargs: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        where = f"{path}{field.name}"
-        if field.name not in obj:
-            if _has_default(field):
-                continue
-            raise SchemaError("missing_field", where)
-        kwargs[field.name] = _coerce(obj[field.name], hints[field.name], where)
-    record = cls(**kwargs)
-    check = getattr(record, "check", None)
-    if check is not None:
-        check()
-    return record
-
-
-def _has_default(field: dataclasses.Field[Any]) -> bool:
-    return (
-        field.default is not dataclasses.MISSING
-        or field.default_factory is not dataclasses.MISSING
-    )
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return _coerce_union(value, get_args(hint), where)
-    if origin in (list, tuple):
-        return _coerce_sequence(value, hint, where)
-    if dataclasses.is_dataclass(hint):
-        return from_obj(value, hint, f"{where}.")  # type: ignore[arg-type]
-    return _coerce_scalar(value, hint, where)
-
-
-def _coerce_union(value: Any, options: tuple[Any, ...], where: str) -> Any:
-    if value is None and type(None) in options:
-        return None
-    real = [option for option in options if option is not type(None)]
-    last: SchemaError | None = None
-    for option in real:
-        try:
-            return _coerce(value, option, where)
-        except SchemaError as exc:
-            last = exc
-    raise last or SchemaError("wrong_type", where)
-
-
-def _coerce_sequence(value: Any, hint: Any, where: str) -> Any:
-    if not isinstance(value, list):
-        raise SchemaError("wrong_type", f"{where} must be a list")
-    (item_hint, *_) = get_args(hint) or (Any,)
-    items = [_coerce(item, item_hint, f"{where}[{i}]") for i, item in enumerate(value)]
-    return tuple(items) if get_origin(hint) is tuple else items
-
-
-def _coerce_scalar(value: Any, hint: Any, where: str) -> Any:
-    if hint is Any:
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SchemaError("wrong_type", f"{where} must be a number")
-        return float(value)
-    if hint is int and isinstance(value, bool):
-        raise SchemaError("wrong_type", f"{where} must be an integer")
-    if get_origin(hint) is typing.Literal:
-        if value not in get_args(hint):
-            raise SchemaError("bad_value", f"{where} must be one of {get_args(hint)}")
-        return value
-    if not isinstance(value, hint):
-        raise SchemaError("wrong_type", f"{where} must be {hint.__name__}")
-    return value
+def _invalid(message: str) -> SchemaError:
+    """Map msgspec's ValidationError text (``<problem> - at `$.path` ``) to a reason and the field path."""
+    found = _AT.fullmatch(message)
+    problem, path = (found["problem"], found["path"] or "") if found else (message, "")
+    if missing := _MISSING.match(problem):
+        return SchemaError("missing_field", f"{path}.{missing['field']}" if path else missing["field"])
+    if problem.startswith("Expected `object"):
+        reason = "not_an_object"
+    elif _WRONG_TYPE.match(problem):
+        reason = "wrong_type"
+    elif problem.startswith("Number out of range"):  # 1e400: orjson called it invalid JSON, and so do we
+        reason = "invalid_json"
+    else:  # a Literal mismatch, a naive datetime
+        reason = "bad_value"
+    return SchemaError(reason, f"{path or 'top level'}: {problem}")

@@ -1,13 +1,19 @@
 """One versioned record per topic (see DESIGN.md's topic table).
 
-Every record carries ``schema_version``; a reader accepts only the versions it
-knows. ``check()`` holds the constraints beyond types (empty text, size limits).
+Records are frozen ``msgspec.Struct``s: field order and names are the wire
+format, and the types are checked strictly while bytes are decoded (see
+``schemas.codec``). Every top-level record carries ``schema_version``; a reader
+accepts only the versions it knows. ``check()`` holds the constraints beyond
+types (empty text, size limits); the codec runs it after decoding, so a record
+built in code is not validated, as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import msgspec
 
 from schemas.codec import SchemaError
 
@@ -18,6 +24,13 @@ MAX_ID_CHARS = 200
 Source = Literal["canned", "retrieval", "generative", "fallback"]
 Status = Literal["ok", "skipped", "error"]
 Kind = Literal["intent", "reply"]
+
+if TYPE_CHECKING:
+    EpochSeconds = float
+else:
+    # On the wire: epoch seconds, or an RFC 3339 string with a timezone. The
+    # record turns the string into epoch seconds, so code only ever sees a float.
+    EpochSeconds = float | Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 def _check_version(version: int) -> None:
@@ -39,17 +52,23 @@ def _check_text(text: str) -> None:
         raise SchemaError("text_too_long", f"{len(text)} > {MAX_TEXT_CHARS} characters")
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A user message, as a platform sends it (topic ``banter.messages``)."""
+class Message(msgspec.Struct, frozen=True):
+    """A user message, as a platform sends it (topic ``banter.messages``).
+
+    ``sent_at`` may arrive as an RFC 3339 timestamp; it is always epoch seconds here.
+    """
 
     message_id: str
     conversation_id: str
     user_id: str
     platform: str
     text: str
-    sent_at: float
+    sent_at: EpochSeconds
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sent_at, datetime):
+            msgspec.structs.force_setattr(self, "sent_at", self.sent_at.timestamp())
 
     def check(self) -> None:
         _check_version(self.schema_version)
@@ -58,8 +77,7 @@ class Message:
         _check_text(self.text)
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
+class HistoryItem(msgspec.Struct, frozen=True):
     """One earlier turn of a conversation."""
 
     speaker: Literal["user", "bot"]
@@ -67,8 +85,7 @@ class HistoryItem:
     message_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(msgspec.Struct, frozen=True):
     """A message with its conversation context (topic ``banter.turns``).
 
     ``received_at`` is when the message reached Kafka (its record timestamp) and
@@ -95,8 +112,7 @@ class Turn:
         _check_text(self.text)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelOutput:
+class ModelOutput(msgspec.Struct, frozen=True):
     """One model's output for one message (topic ``banter.outputs``).
 
     ``status`` is ``ok`` with a payload (``label``/``confidence`` for intents,
@@ -123,10 +139,11 @@ class ModelOutput:
     def check(self) -> None:
         _check_version(self.schema_version)
         _check_id("message_id", self.message_id)
+        if self.turn is not None:
+            self.turn.check()
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     """The one reply to a message (topic ``banter.replies``).
 
     ``latency_ms`` is end to end: from the message reaching Kafka to the reply
@@ -152,8 +169,7 @@ class Reply:
         _check_id("message_id", self.message_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True):
     """One model's part in a routing decision, for offline comparison."""
 
     model: str
@@ -170,8 +186,7 @@ class Candidate:
     score: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """One analytics event per message (topic ``banter.events``)."""
 
     message_id: str
@@ -183,8 +198,8 @@ class Event:
     source: Source
     fallback_reason: str | None
     latency_ms: float
-    candidates: list[Candidate] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
+    candidates: list[Candidate] = msgspec.field(default_factory=list)
+    flags: list[str] = msgspec.field(default_factory=list)
     at: float = 0.0
     schema_version: int = SCHEMA_VERSION
 
@@ -192,8 +207,7 @@ class Event:
         _check_version(self.schema_version)
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(msgspec.Struct, frozen=True):
     """Input that could not be used (topic ``banter.deadletter``).
 
     ``original`` is the original bytes, base64-encoded so that any bytes survive.
