@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from faust import StreamT
+from faust import Stream
 from faust.types import EventT
 
 from models import context
@@ -15,24 +15,35 @@ from streams.pipeline import decode_event, seconds_since_produced
 
 
 @role_agent("context", topics.context_inputs)
-async def track_context(stream: StreamT) -> None:
+async def track_context(stream: Stream) -> None:
     """banter.messages → banter.turns; banter.replies → the bot's side of the history."""
-    async for event in stream.events():
-        await INPUTS.take([event])
+    async for events in stream.take_events(settings.max_batch, within=settings.batch_wait_ms / 1000):
+        await INPUTS.take(events)
+
+
+Touched = dict[bytes, tuple[context.State, int]]  # conversation key -> (state, partition)
 
 
 async def _record(events: list[EventT]) -> None:
+    """Each conversation the batch touched is written to the changelog once, after the batch."""
+    touched: Touched = {}
     for event in events:
         if event.message.topic == topics.replies.get_topic_name():
-            await _record_reply(event)
+            await _record_reply(event, touched)
         else:
-            await _record_message(event)
+            await _record_message(event, touched)
+    for key, (state, partition) in touched.items():
+        await tables.persist(tables.conversations, key, state, partition, durable=False)
+
+
+def _state(key: bytes, touched: Touched) -> context.State | None:
+    return touched[key][0] if key in touched else tables.conversations.data.get(key)
 
 
 INPUTS = gaps.Inputs("context", topics.context_inputs.topics, _record)
 
 
-async def _record_message(event: EventT) -> None:
+async def _record_message(event: EventT, touched: Touched) -> None:
     message = await decode_event(event, Message, "context")
     if message is None:
         return
@@ -41,23 +52,23 @@ async def _record_message(event: EventT) -> None:
         await topics.messages.send(key=key, value=event.value)
         return
     now = time.time()
-    state = tables.conversations.get(key) or context.new_state(now)
+    state = _state(key, touched) or context.new_state(now)
     state, ctx = context.user_turn(state, message.message_id, message.text, now, settings.history_turns)
-    await tables.persist(tables.conversations, key, state, event.message.partition, durable=False)
+    touched[key] = (state, event.message.partition)
     await topics.turns.send(key=key, value=encode(_turn(message, ctx, event, now)))
     metrics.messages.inc()
     metrics.stage_latency.labels("context").observe(seconds_since_produced(event))
 
 
-async def _record_reply(event: EventT) -> None:
+async def _record_reply(event: EventT, touched: Touched) -> None:
     reply = await decode_event(event, Reply, "context")
     if reply is None:
         return
     key = reply.conversation_id.encode()
-    state = tables.conversations.get(key)
+    state = _state(key, touched)
     if state is not None:
         state = context.bot_turn(state, reply.message_id, reply.text, settings.history_turns)
-        await tables.persist(tables.conversations, key, state, event.message.partition, durable=False)
+        touched[key] = (state, event.message.partition)
 
 
 def _turn(message: Message, ctx: dict, event: EventT, now: float) -> Turn:

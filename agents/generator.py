@@ -12,9 +12,10 @@ from faust import Stream
 from faust.types import EventT
 
 from models.latency import Degrader
+from models.types import Candidate
 from streams import gaps, topics
 from streams.app import role_agent, settings
-from streams.inference import Stage, dialogue_of, serve
+from streams.inference import Payload, Stage, dialogue_of, serve
 from streams.services import model_service
 
 
@@ -26,7 +27,12 @@ def _injected_fault() -> None:
         raise RuntimeError("injected generator fault (BANTER_GENERATOR_FAULT=raise)")
 
 
-GENERATOR = Stage("generator", "reply", dialogue_of, degrader=Degrader(), fault=_injected_fault)
+def _payloads(reply: Candidate) -> list[Payload]:
+    return [{"text": reply.text, "score": float(reply.score)}]
+
+
+GENERATOR = Stage("generator", {"generator": "reply"}, dialogue_of, _payloads, sheds=True, degrader=Degrader(),
+                  fault=_injected_fault)  # fmt: skip
 
 
 @role_agent("generator", topics.turns)

@@ -4,11 +4,14 @@ The agent joins each turn with its outputs and answers as soon as the policy
 allows; a timer enforces each message's deadline, so a reply never waits for
 the next message to arrive. State lives in the changelog-backed ``routing`` table.
 
-Crash safety rests on two orders, kept by every step (agent, timers) under one lock:
-the state that records a reply reaches Kafka before the reply does, and a reply
-reaches Kafka before the state that forgets its entry does. So after kill -9 the
-restored state either still holds the reply (and the rescan resends it, same
-text) or the reply is already on ``banter.replies``.
+Work is done a micro-batch at a time, under one lock shared with the timers:
+every record of the batch changes the state in memory, then each conversation
+touched is written to the changelog once, then the replies and events are sent.
+Crash safety rests on two orders: the state that records a reply reaches Kafka
+before the reply does (the batch waits for those changelog acks), and an entry
+is forgotten only once Kafka acknowledged its reply (``routing.mark_delivered``).
+So after kill -9 the restored state either still holds the reply (and the
+rescan resends it, same text) or the reply is already on ``banter.replies``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from faust import StreamT
+from faust import Stream
 from faust.types import EventT
 
-from schemas import ModelOutput, Reply, Turn
+from schemas import ModelOutput, Turn
 from streams import gaps, routing, tables, topics
 from streams.app import metrics, role_agent, role_timer, settings
 from streams.pipeline import decode_event
@@ -31,92 +34,125 @@ deadlines = routing.Deadlines()
 step = asyncio.Lock()  # one state change at a time, from its decision to its records sent
 delivering: dict[str, Awaitable[Any]] = {}  # message_id -> Kafka's ack of the reply this process sent
 
+Touched = dict[str, tuple[routing.Conversation, int]]  # conversation_id -> (state, partition)
+
 
 @role_agent("router", topics.router_inputs)
-async def route_replies(stream: StreamT) -> None:
-    """banter.turns + banter.outputs → banter.replies + banter.events."""
-    async for event in stream.events():
-        await INPUTS.take([event])
+async def route_replies(stream: Stream) -> None:
+    """banter.turns + banter.outputs → banter.replies + banter.events, a micro-batch at a time."""
+    async for events in stream.take_events(settings.max_batch, within=settings.batch_wait_ms / 1000):
+        await INPUTS.take(events)
 
 
 async def _route_all(events: list[EventT]) -> None:
-    for event in events:
-        async with step:
-            await _route(event)
+    async with step:
+        touched: Touched = {}
+        box = routing.Outbox()
+        for event in events:
+            box.add(await _route(event, touched))
+        await _commit(touched, box)
 
 
-async def _route(event: EventT) -> None:
+async def _route(event: EventT, touched: Touched) -> routing.Outbox:
+    partition = event.message.partition
     if event.message.topic == topics.turns.get_topic_name():
         turn = await decode_event(event, Turn, "router")
-        if turn is not None:
-            conv = _conversation(turn.conversation_id)
-            box = routing.on_turn(conv, turn, event.message.partition, CONTEXT)
-            await _commit(conv, turn.conversation_id, event.message.partition, box)
-        return
+        if turn is None:
+            return routing.Outbox()
+        conv = _open(turn.conversation_id, partition, touched)
+        return routing.on_turn(conv, turn, partition, CONTEXT)
     output = await decode_event(event, ModelOutput, "router")
-    if output is not None:
-        conv = _conversation(output.conversation_id)
-        box = routing.on_output(conv, output, CONTEXT, event.message.partition)
-        await _commit(conv, output.conversation_id, event.message.partition, box)
+    if output is None:
+        return routing.Outbox()
+    conv = _open(output.conversation_id, partition, touched)
+    return routing.on_output(conv, output, CONTEXT, partition)
 
 
 INPUTS = gaps.Inputs("router", topics.router_inputs.topics, _route_all)
 
 
-def _conversation(conversation_id: str) -> routing.Conversation:
-    return tables.routing.get(conversation_id.encode()) or routing.new_conversation()
+def _open(conversation_id: str, partition: int, touched: Touched) -> routing.Conversation:
+    """The conversation's state for this batch, with the replies Kafka acked since marked."""
+    if conversation_id not in touched:
+        conv = tables.routing.data.get(conversation_id.encode()) or routing.new_conversation()
+        _settle(conv)
+        touched[conversation_id] = (conv, partition)
+    return touched[conversation_id][0]
+
+
+def _settle(conv: routing.Conversation) -> None:
+    """Mark the replies Kafka acked; a failed send is forgotten here, so the rescan resends it."""
+    routing.mark_delivered(conv, _acked)
+    for mid, entry in conv["pending"].items():
+        ack = delivering.get(mid)
+        if ack is not None and (entry.get("delivered") or _failed(ack)):
+            del delivering[mid]
 
 
 @role_timer("router", interval=0.01)
 async def enforce_deadlines() -> None:
     """Answer every message whose deadline has passed; emit events after their grace."""
-    for due in deadlines.pop_due(time.time()):
-        async with step:
-            key = due.conversation_id.encode()
-            conv: routing.Conversation | None = tables.routing.data.get(key)
-            entry = conv["pending"].get(due.message_id) if conv else None
+    due = deadlines.pop_due(time.time())
+    if not due:
+        return
+    async with step:
+        touched: Touched = {}
+        box = routing.Outbox()
+        for item in due:
+            conv = tables.routing.data.get(item.conversation_id.encode())
+            entry = conv["pending"].get(item.message_id) if conv else None
             if conv is None or entry is None or entry["partition"] is None:
                 continue
-            await _commit(conv, due.conversation_id, entry["partition"], routing.on_due(conv, due, CONTEXT))
+            conv = _open(item.conversation_id, entry["partition"], touched)
+            box.add(routing.on_due(conv, item, CONTEXT))
+        await _commit(touched, box)
 
 
 @role_timer("router", interval=1.0)
 async def rescan_pending() -> None:
-    """Watch entries restored from the changelog after a restart, and count what waits."""
+    """Resend replies restored without their send after a restart, forget entries whose replies
+    Kafka acked since, and count what waits."""
     waiting = 0
     for key, conv in list(tables.routing.data.items()):
-        if conv and conv["pending"]:
-            waiting += len(conv["pending"])
-            conversation_id = key.decode() if isinstance(key, bytes) else str(key)
-            _schedule(conv, conversation_id)
-            # A crash can land the state that records a reply but not the reply: resend it. The lock is
-            # taken only when there is something to resend, and the check is repeated under it.
-            if routing.unsent_replies(conv, delivering.__contains__):
-                async with step:
-                    await _send(routing.Outbox(replies=routing.unsent_replies(conv, delivering.__contains__)))
+        if not conv or not conv["pending"]:
+            continue
+        waiting += len(conv["pending"])
+        conversation_id = key.decode() if isinstance(key, bytes) else str(key)
+        _schedule(conv, conversation_id)
+        if routing.unsent_replies(conv, delivering.__contains__) or _newly_acked(conv):
+            async with step:  # the checks are repeated under the lock, on the state as it is now
+                partition = next(iter(conv["pending"].values()))["partition"] or 0
+                touched: Touched = {}
+                conv = _open(conversation_id, partition, touched)
+                box = routing.Outbox(replies=routing.unsent_replies(conv, delivering.__contains__))
+                box.add(routing.release(conv))
+                await _commit(touched, box)
     metrics.pending.set(waiting)
 
 
-async def _commit(conv: routing.Conversation, conversation_id: str, partition: int, box: routing.Outbox) -> None:
-    """Make one state change durable in the right order, watch its deadlines, then send its records."""
-    await _delivered(box.finished)
-    routing.mark_delivered(conv, _acked)
-    await tables.persist(tables.routing, conversation_id.encode(), conv, partition, durable=bool(box.replies))
-    _schedule(conv, conversation_id)
+def _newly_acked(conv: routing.Conversation) -> bool:
+    return any(entry["reply"] is not None and not entry.get("delivered") and _acked(mid)
+               for mid, entry in conv["pending"].items())  # fmt: skip
+
+
+async def _commit(touched: Touched, box: routing.Outbox) -> None:
+    """Write each touched conversation once; with replies to send, wait until Kafka holds that state."""
+    writes = [tables.persist(tables.routing, cid.encode(), conv, partition, durable=bool(box.replies))
+              for cid, (conv, partition) in touched.items()]  # fmt: skip
+    await asyncio.gather(*writes)
+    for cid, (conv, _) in touched.items():
+        _schedule(conv, cid)
     await _send(box)
 
 
-async def _delivered(replies: list[Reply]) -> None:
-    """Wait until Kafka holds each reply (sending it first if this process never did)."""
-    for reply in replies:
-        if reply.message_id not in delivering:
-            await _send(routing.Outbox(replies=[reply]))
-        await delivering.pop(reply.message_id)
-
-
 def _acked(message_id: str) -> bool:
+    """Kafka acknowledged the reply this process sent."""
     ack = delivering.get(message_id)
-    return ack is not None and ack.done()  # type: ignore[attr-defined]
+    return ack is not None and ack.done() and not _failed(ack)  # type: ignore[attr-defined]
+
+
+def _failed(ack: Any) -> bool:
+    return bool(ack.done() and not ack.cancelled() and ack.exception() is not None)
 
 
 def _schedule(conv: routing.Conversation, conversation_id: str) -> None:

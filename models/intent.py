@@ -217,4 +217,8 @@ class IntentModel:
         """Label, calibrated confidence and in-scope flag for each text."""
         if not batch:
             return []
-        return decide(self.head, self.encoder.encode(list(batch)), self.threshold)
+        return self.from_embeddings(self.encoder.encode(list(batch)))
+
+    def from_embeddings(self, x: np.ndarray) -> list[IntentResult]:
+        """The same answers for texts already embedded by this model's encoder."""
+        return decide(self.head, x, self.threshold)

@@ -10,12 +10,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from models import artifacts, intent, responder
+from models import artifacts, intent, responder, understand
 from models.config import ModelConfig
 from models.encoder import OnnxEncoder
 from models.hashing import digest_value
 
 MODEL_NAMES = ("intent", "responder", "generator")
+"""The models whose outputs the router joins (the names on ``banter.outputs``)."""
+SERVED = ("understand", "generator")
+"""What a worker loads: the understand step (intent and responder on one embedding), the generator."""
 
 
 @lru_cache(maxsize=4)
@@ -45,6 +48,11 @@ def load_responder(config: ModelConfig) -> responder.Responder:
     return responder.Responder(encoder_for(config), bank_dir, version)
 
 
+def load_understander(config: ModelConfig) -> understand.Understander:
+    """The intent head and the responder over one shared encoder session."""
+    return understand.Understander(load_intent(config), load_responder(config))
+
+
 def load_generator(config: ModelConfig) -> Any:
     """The generator, from ``models.generator.load``."""
     module = artifacts.generator_module()
@@ -54,8 +62,9 @@ def load_generator(config: ModelConfig) -> Any:
 
 
 def load(name: str, config: ModelConfig) -> Any:
-    """Load the model ``name`` (one of MODEL_NAMES) for ``config``."""
-    loaders = {"intent": load_intent, "responder": load_responder, "generator": load_generator}
+    """Load the model ``name`` (intent, responder, understand or generator) for ``config``."""
+    loaders = {"intent": load_intent, "responder": load_responder, "understand": load_understander,
+               "generator": load_generator}  # fmt: skip
     if name not in loaders:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(loaders)}")
     return loaders[name](config)

@@ -75,12 +75,16 @@ class Responder:
         self.keys = np.load(out_dir / KEYS_FILE)
         self.texts: list[str] = meta["texts"]
         self.situations = np.array(meta["situations"])
+        self._index = {text: i for i, text in enumerate(self.texts)}
 
     def predict(self, batch: Sequence[Dialogue]) -> list[Candidate]:
         """One reply per dialogue, chosen among near-ties by the dialogue's seed."""
         if not batch:
             return []
-        queries = self.encoder.encode([d.text for d in batch])
+        return self.from_embeddings(batch, self.encoder.encode([d.text for d in batch]))
+
+    def from_embeddings(self, batch: Sequence[Dialogue], queries: np.ndarray) -> list[Candidate]:
+        """The same replies for dialogues whose user text is already embedded (one row each)."""
         similarity = queries @ self.keys.T
         return [self._choose(d, row) for d, row in zip(batch, similarity, strict=True)]
 
@@ -97,5 +101,7 @@ class Responder:
 
     def _used(self, dialogue: Dialogue) -> np.ndarray:
         """A penalty for replies the bot already gave in this conversation."""
-        said = {u.text for u in dialogue.history if u.speaker == "bot"}
-        return np.array([1.0 if t in said else 0.0 for t in self.texts])
+        penalty = np.zeros(len(self.texts))
+        said = [self._index[u.text] for u in dialogue.history if u.speaker == "bot" and u.text in self._index]
+        penalty[said] = 1.0
+        return penalty

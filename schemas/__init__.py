@@ -14,6 +14,7 @@ from schemas.records import (
     ModelOutput,
     Reply,
     Turn,
+    TurnRef,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Reply",
     "SchemaError",
     "Turn",
+    "TurnRef",
     "decode",
     "encode",
     "from_obj",

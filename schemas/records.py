@@ -112,6 +112,29 @@ class Turn(msgspec.Struct, frozen=True):
         _check_text(self.text)
 
 
+class TurnRef(msgspec.Struct, frozen=True):
+    """What a model output carries of its turn: enough for the router to open the message
+    when the turn record itself is late or was lost between topics in a crash.
+
+    The history is left out but for the bot's last replies (the policy's repetition check).
+    """
+
+    message_id: str
+    conversation_id: str
+    user_id: str
+    platform: str
+    text: str
+    turn: int
+    received_at: float
+    deadline_at: float
+    recent_bot: list[str] = msgspec.field(default_factory=list)
+
+    def check(self) -> None:
+        _check_id("message_id", self.message_id)
+        _check_id("conversation_id", self.conversation_id)
+        _check_text(self.text)
+
+
 class ModelOutput(msgspec.Struct, frozen=True):
     """One model's output for one message (topic ``banter.outputs``).
 
@@ -133,7 +156,7 @@ class ModelOutput(msgspec.Struct, frozen=True):
     text: str | None = None
     score: float | None = None
     reason: str | None = None
-    turn: Turn | None = None  # the turn it answers, so the router can open the message from either record
+    turn: TurnRef | None = None  # the turn it answers, so the router can open the message from either record
     schema_version: int = SCHEMA_VERSION
 
     def check(self) -> None:
@@ -162,6 +185,7 @@ class Reply(msgspec.Struct, frozen=True):
     model: str | None = None
     fallback_reason: str | None = None
     why: str | None = None
+    late: bool = False  # made after the message's deadline (a backlog): from the fast models, not the fallback line
     schema_version: int = SCHEMA_VERSION
 
     def check(self) -> None:

@@ -2,8 +2,13 @@
 
 Decode (bad records dead-lettered), leave out the messages the model would miss
 (a skip output with the reason, so the router need not wait), run the rest in
-the model's executor, and emit one output per message. A model that raises
+the model's executor, and emit the outputs of each message. A model that raises
 yields error outputs, never a crash or a missing output.
+
+A stage may emit several outputs per message: the understand step runs the
+encoder once and answers for the intent head and the responder. Cheap stages
+never skip for time: under any backlog a message late for its deadline is still
+understood, so the router can answer it from intent and retrieval.
 """
 
 from __future__ import annotations
@@ -20,21 +25,33 @@ from models.latency import Degrader, LatencyTracker, plan_batch
 from models.policy import seed_of
 from models.types import Dialogue, Utterance
 from schemas import ModelOutput, Turn, encode
+from schemas.records import Kind
 from streams import topics
 from streams.app import metrics, settings
 from streams.pipeline import decode_events, seconds_since_produced
+from streams.routing import turn_ref
 from streams.services import ModelService
 
 log = logging.getLogger(__name__)
 
+Payload = dict[str, Any]
+"""One output's fields: ``label``/``confidence``/``in_scope`` for an intent, ``text``/``score`` for a reply."""
+
 
 @dataclass
 class Stage:
-    """One model agent's state: its model's name, kind and live latency."""
+    """One model agent's state: the model it serves, the outputs it emits and its live latency.
+
+    ``emits`` maps each output's model name to its kind; ``payloads`` turns one
+    prediction into one payload per emitted name, in the same order. A stage
+    with ``sheds`` leaves out messages it would answer after their deadline.
+    """
 
     model: str
-    kind: str
+    emits: dict[str, Kind]
     to_input: Callable[[Turn], Any]
+    payloads: Callable[[Any], list[Payload]]
+    sheds: bool = False
     tracker: LatencyTracker = field(default_factory=lambda: LatencyTracker(quantile=settings.latency_quantile))
     degrader: Degrader | None = None
     fault: Callable[[], None] | None = None
@@ -53,22 +70,23 @@ async def serve(stage: Stage, service: ModelService, events: Sequence[EventT]) -
         return
     turns = [turn for _, turn in pairs]
     model = await service.model(stage.model)
-    keep, reasons = _plan(stage, turns)
-    ran = [turn for turn, kept in zip(turns, keep, strict=True) if kept]
-    results = await _infer(stage, service, model, ran)
-    outputs = iter(results)
-    for (event, turn), kept, reason in zip(pairs, keep, reasons, strict=True):
-        record = next(outputs) if kept else _skip(stage, model.version, turn, reason)
-        await topics.outputs.send(key=turn.conversation_id.encode(), value=encode(record))
-        metrics.model_outputs.labels(stage.model, record.status).inc()
+    keep, reason = _plan(stage, turns)
+    ran = iter(await _infer(stage, service, model, [t for t, kept in zip(turns, keep, strict=True) if kept]))
+    for (event, turn), kept in zip(pairs, keep, strict=True):
+        records = next(ran) if kept else _marked(stage, model, turn, "skipped", reason)
+        for record in records:
+            await topics.outputs.send(key=turn.conversation_id.encode(), value=encode(record))
+            metrics.model_outputs.labels(record.model, record.status).inc()
         metrics.stage_latency.labels(stage.model).observe(seconds_since_produced(event))
 
 
 PROBE_AFTER_S = 5.0
 
 
-def _plan(stage: Stage, turns: list[Turn]) -> tuple[list[bool], list[str]]:
+def _plan(stage: Stage, turns: list[Turn]) -> tuple[list[bool], str]:
     """Which turns to run; the others are skipped with the reason given."""
+    if not stage.sheds:
+        return [True] * len(turns), ""
     now, estimate = time.time(), stage.tracker.estimate()
     keep = plan_batch([turn.deadline_at for turn in turns], now, estimate)
     reason = "predicted_miss"
@@ -80,10 +98,10 @@ def _plan(stage: Stage, turns: list[Turn]) -> tuple[list[bool], list[str]]:
             keep, reason = [False] * len(turns), "degraded"
     if not any(keep) and stage.tracker.stale(PROBE_AFTER_S):
         keep[0] = True  # a probe, so that a stale estimate can recover; its output is shadow data
-    return keep, [reason] * len(turns)
+    return keep, reason
 
 
-async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Turn]) -> list[ModelOutput]:
+async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Turn]) -> list[list[ModelOutput]]:
     if not turns:
         return []
     inputs = [_with_level(stage, stage.to_input(turn)) for turn in turns]
@@ -92,13 +110,15 @@ async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Tu
         predictions = await service.run(stage.model, lambda: _predict(stage, model, inputs))
     except Exception as exc:  # a model failure becomes error outputs, never a lost message
         log.exception("model failed", extra={"model": stage.model})
-        return [_error(stage, model.version, turn, type(exc).__name__) for turn in turns]
+        return [_marked(stage, model, turn, "error", type(exc).__name__) for turn in turns]
     per_item = (time.perf_counter() - started) / len(turns)
     stage.tracker.observe(per_item)
-    metrics.model_batch_size.labels(stage.model, model.version).observe(len(turns))
-    for _ in turns:
-        metrics.model_latency.labels(stage.model, model.version).observe(per_item)
-    return [_ok(stage, model.version, turn, p, per_item) for turn, p in zip(turns, predictions, strict=True)]
+    for name in stage.emits:
+        version = _version(model, name)
+        metrics.model_batch_size.labels(name, version).observe(len(turns))
+        for _ in turns:
+            metrics.model_latency.labels(name, version).observe(per_item)
+    return [_ok(stage, model, turn, p, per_item) for turn, p in zip(turns, predictions, strict=True)]
 
 
 def _predict(stage: Stage, model: Any, inputs: list[Any]) -> list[Any]:
@@ -115,23 +135,26 @@ def _with_level(stage: Stage, item: Any) -> Any:
     return Dialogue(item.history, item.intent, item.seed, {**item.options, "max_new_tokens": cap})
 
 
-def _base(stage: Stage, version: str, turn: Turn, latency_ms: float) -> dict[str, Any]:
-    return {"message_id": turn.message_id, "conversation_id": turn.conversation_id,
-            "model": stage.model, "version": version, "kind": stage.kind,
-            "latency_ms": round(latency_ms, 3), "produced_at": time.time(), "turn": turn}  # fmt: skip
+def _version(model: Any, name: str) -> str:
+    """The version of output ``name``: a combined model knows each part's own."""
+    versions: dict[str, str] = getattr(model, "versions", {})
+    return versions.get(name, model.version)
 
 
-def _ok(stage: Stage, version: str, turn: Turn, prediction: Any, seconds: float) -> ModelOutput:
-    base = _base(stage, version, turn, seconds * 1000)
-    if stage.kind == "intent":
-        return ModelOutput(**base, status="ok", label=prediction.label,
-                           confidence=float(prediction.confidence), in_scope=bool(prediction.in_scope))  # fmt: skip
-    return ModelOutput(**base, status="ok", text=prediction.text, score=float(prediction.score))
+def _output(model: Any, name: str, kind: Kind, turn: Turn, latency_ms: float, **fields: Any) -> ModelOutput:
+    return ModelOutput(
+        message_id=turn.message_id, conversation_id=turn.conversation_id, model=name,
+        version=_version(model, name), kind=kind, latency_ms=round(latency_ms, 3),
+        produced_at=time.time(), turn=turn_ref(turn), **fields,
+    )  # fmt: skip
 
 
-def _skip(stage: Stage, version: str, turn: Turn, reason: str) -> ModelOutput:
-    return ModelOutput(**_base(stage, version, turn, 0.0), status="skipped", reason=reason)
+def _ok(stage: Stage, model: Any, turn: Turn, prediction: Any, seconds: float) -> list[ModelOutput]:
+    payloads = stage.payloads(prediction)
+    return [_output(model, name, kind, turn, seconds * 1000, status="ok", **payload)
+            for (name, kind), payload in zip(stage.emits.items(), payloads, strict=True)]  # fmt: skip
 
 
-def _error(stage: Stage, version: str, turn: Turn, reason: str) -> ModelOutput:
-    return ModelOutput(**_base(stage, version, turn, 0.0), status="error", reason=reason)
+def _marked(stage: Stage, model: Any, turn: Turn, status: str, reason: str) -> list[ModelOutput]:
+    """One skipped or error output per emitted name, with the reason."""
+    return [_output(model, name, kind, turn, 0.0, status=status, reason=reason) for name, kind in stage.emits.items()]

@@ -2,9 +2,15 @@
 
 State lives in the changelog-backed ``routing`` table, one value per
 conversation: ``{"pending": {message_id: entry}, "done": [message_id, ...]}``.
-An entry holds the turn, the outputs seen (first one per model wins, so replays
-are harmless), when each arrived, and the reply once made. ``done`` remembers
-recent answered ids so that a replayed turn is never answered twice.
+An entry holds the turn (as a small ``TurnRef``: no history beyond the bot's
+last replies), the outputs seen (first one per model wins, so replays are
+harmless), when each arrived, and the reply once made. An entry is forgotten
+only after Kafka acknowledged its reply (``mark_delivered``). ``done``
+remembers recent answered ids so that a replayed turn is never answered twice.
+
+A message past its answer time still waits for the fast models (intent and
+retrieval) until ``Context.late_wait_s`` after its deadline: under a backlog it
+is answered late from them rather than at once with the fallback line.
 
 Functions here mutate state synchronously and return the records to send, so
 that the agent and the deadline timer never interleave half-made changes.
@@ -15,16 +21,18 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from models.latency import LatencyTracker
 from models.policy import PolicyConfig, Seen, Situation, decide, seed_of
-from schemas import Candidate, Event, ModelOutput, Reply, Turn, encode, to_dict
+from schemas import Candidate, Event, ModelOutput, Reply, Turn, TurnRef, encode, to_dict
 from schemas.codec import from_obj
 from streams.settings import Settings
 
 MODELS = ("intent", "responder", "generator")
+FAST = ("intent", "responder")  # the understand step: a late message still waits for these
+RECENT_BOT = 3  # bot replies a TurnRef keeps, for the policy's repetition check
 DONE_KEPT = 64  # replays only reach back to the last commit (~1 s), so a few dozen ids suffice
 FLAG_INTENTS = {"love_declaration": "love_declaration", "best_friend": "love_declaration"}
 
@@ -41,7 +49,7 @@ def context(settings: Settings) -> Context:
         min_retrieval_score=settings.min_retrieval_score,
     )
     return Context(policy, settings.shadow_grace_ms / 1000, Arrivals(quantile=settings.latency_quantile),
-                   margin_s=settings.reply_margin_ms / 1000)
+                   margin_s=settings.reply_margin_ms / 1000, late_wait_s=settings.late_wait_ms / 1000)
 
 
 @dataclass
@@ -51,7 +59,12 @@ class Outbox:
     replies: list[Reply] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     late: list[str] = field(default_factory=list)
-    finished: list[Reply] = field(default_factory=list)  # replies not known delivered whose entries this forgets
+
+    def add(self, other: Outbox) -> None:
+        """Append ``other``'s records after this box's."""
+        self.replies += other.replies
+        self.events += other.events
+        self.late += other.late
 
 
 @dataclass(order=True)
@@ -125,10 +138,25 @@ class Context:
     grace_s: float
     arrivals: Arrivals = field(default_factory=Arrivals)
     margin_s: float = 0.0
+    late_wait_s: float = 10.0
 
     def answer_by(self, turn: dict[str, Any]) -> float:
-        """When the router stops waiting for a message: its deadline less the margin."""
+        """When the router stops waiting for slow models: the message's deadline less the margin."""
         return float(turn["deadline_at"]) - self.margin_s
+
+    def give_up_by(self, turn: dict[str, Any]) -> float:
+        """When a late message stops waiting for the fast models and gets the fallback line."""
+        return float(turn["deadline_at"]) + self.late_wait_s
+
+
+def turn_ref(turn: Turn) -> TurnRef:
+    """What the router needs of a turn: ids, text, number, times and the bot's last replies."""
+    recent = [item.text for item in turn.history if item.speaker == "bot"][-RECENT_BOT:]
+    return TurnRef(
+        message_id=turn.message_id, conversation_id=turn.conversation_id, user_id=turn.user_id,
+        platform=turn.platform, text=turn.text, turn=turn.turn, received_at=turn.received_at,
+        deadline_at=turn.deadline_at, recent_bot=recent,
+    )  # fmt: skip
 
 
 def new_conversation() -> Conversation:
@@ -143,7 +171,7 @@ def on_turn(conv: Conversation, turn: Turn, partition: int, ctx: Context) -> Out
     entry = conv["pending"].setdefault(mid, _new_entry())
     if entry["turn"] is not None:
         return Outbox()
-    entry["turn"], entry["partition"] = to_dict(turn), partition
+    entry["turn"], entry["partition"] = to_dict(turn_ref(turn)), partition
     return _advance(conv, mid, ctx, final=False)
 
 
@@ -161,8 +189,8 @@ def on_output(conv: Conversation, output: ModelOutput, ctx: Context, partition: 
         entry["turn"], entry["partition"] = to_dict(output.turn), partition
     if output.model in entry["outputs"]:
         return Outbox()
-    kept = to_dict(replace(output, turn=None))  # the state keeps one copy of the turn, not one per output
-    del kept["turn"]
+    kept = to_dict(output)
+    del kept["turn"]  # the state keeps one copy of the turn, not one per output
     entry["outputs"][output.model] = kept
     entry["arrived"][output.model] = now = time.time()
     if entry["turn"] is not None:
@@ -194,21 +222,31 @@ def unsent_replies(conv: Conversation, sent: Callable[[str], bool]) -> list[Repl
     return [from_obj(reply, Reply) for reply in recorded if not sent(reply["message_id"])]
 
 
-def mark_delivered(conv: Conversation, acked: Callable[[str], bool]) -> None:
-    """Note in the state which replies Kafka has acknowledged, so a restart does not resend them."""
+def mark_delivered(conv: Conversation, acked: Callable[[str], bool]) -> bool:
+    """Note in the state which replies Kafka has acknowledged, so a restart does not resend them
+    and their entries may be forgotten; True when any was newly marked."""
+    marked = False
     for mid, entry in conv["pending"].items():
         if entry["reply"] is not None and not entry.get("delivered") and acked(mid):
-            entry["delivered"] = True
+            entry["delivered"] = marked = True
+    return marked
+
+
+def release(conv: Conversation) -> Outbox:
+    """Replies and events that are ready, e.g. after ``mark_delivered`` found new acks."""
+    return _release(conv)
 
 
 def due_times(conv: Conversation, conversation_id: str, ctx: Context) -> list[Due]:
     """What the timer must watch for this conversation's pending entries."""
-    out = []
+    out, now = [], time.time()
     for mid, entry in conv["pending"].items():
         if entry["turn"] is None:
             continue
         if entry["decision"] is None:
-            out.append(Due(ctx.answer_by(entry["turn"]), conversation_id, mid, "deadline"))
+            answer_by = ctx.answer_by(entry["turn"])
+            at = answer_by if now < answer_by else ctx.give_up_by(entry["turn"])
+            out.append(Due(at, conversation_id, mid, "deadline"))
         elif entry["reply"] is not None:
             out.append(Due(entry["replied_at"] + ctx.grace_s, conversation_id, mid, "grace"))
     return out
@@ -222,7 +260,10 @@ def _new_entry() -> Entry:
 def _advance(conv: Conversation, mid: str, ctx: Context, final: bool) -> Outbox:
     entry = conv["pending"][mid]
     if entry["turn"] is not None and entry["decision"] is None:
-        final = final or time.time() >= ctx.answer_by(entry["turn"])
+        now = time.time()
+        final = final or now >= ctx.answer_by(entry["turn"])
+        if final and not all(m in entry["outputs"] for m in FAST) and now < ctx.give_up_by(entry["turn"]):
+            final = False  # late: the fast models are still worth waiting for, the fallback line is not
         decision = decide(_situation(entry), _seen(entry, ctx), ctx.policy, final)
         if decision is not None:
             entry["decision"] = asdict(decision)
@@ -244,27 +285,21 @@ def _release(conv: Conversation) -> Outbox:
         complete = all(model in entry["outputs"] for model in MODELS)
         if entry["reply"] is None or not (complete or entry["graced"]):
             break
-        if entry["turn"]["message_id"] in fresh:
-            break  # kept one step more, so that a crash before the reply reaches Kafka can resend it
-        done = _finish(conv, entry["turn"]["message_id"])
-        box.events.extend(done.events)
-        box.finished.extend(done.finished)
+        if entry["turn"]["message_id"] in fresh or not entry.get("delivered"):
+            break  # kept until Kafka holds its reply, so that a crash before then can resend it
+        box.events.append(_finish(conv, entry["turn"]["message_id"]))
     return box
 
 
-def _finish(conv: Conversation, mid: str) -> Outbox:
+def _finish(conv: Conversation, mid: str) -> Event:
     entry = conv["pending"].pop(mid)
     conv["done"] = [*conv["done"][-(DONE_KEPT - 1):], mid]
-    if entry["reply"] is None:
-        return Outbox()
-    unconfirmed = [] if entry.get("delivered") else [from_obj(entry["reply"], Reply)]
-    return Outbox(events=[_event(entry)], finished=unconfirmed)
+    return _event(entry)
 
 
 def _situation(entry: Entry) -> Situation:
     turn = entry["turn"]
-    recent = tuple(item["text"] for item in turn["history"][-6:] if item["speaker"] == "bot")
-    return Situation(turn["text"], turn["turn"], recent, seed_of(turn["message_id"]))
+    return Situation(turn["text"], turn["turn"], tuple(turn["recent_bot"]), seed_of(turn["message_id"]))
 
 
 def _seen(entry: Entry, ctx: Context | None = None) -> dict[str, Seen]:
@@ -273,7 +308,8 @@ def _seen(entry: Entry, ctx: Context | None = None) -> dict[str, Seen]:
     seen = {name: Seen(name, **{k: out.get(k) for k in keys}) for name, out in entry["outputs"].items()}
     if ctx is not None:
         turn = entry["turn"]
-        for model in ctx.arrivals.late(turn["received_at"], ctx.answer_by(turn), time.time()) - seen.keys():
+        late = ctx.arrivals.late(turn["received_at"], ctx.answer_by(turn), time.time()) - seen.keys() - set(FAST)
+        for model in late:  # the fast models are always waited for: a late message is answered from them
             seen[model] = Seen(model, "skipped", reason="predicted_late")
     return seen
 
@@ -287,6 +323,7 @@ def _reply(entry: Entry) -> Reply:
         source=decision["source"], intent=intent, model=decision["model"],
         latency_ms=round((now - turn["received_at"]) * 1000, 3), replied_at=now,
         fallback_reason=decision["fallback_reason"], why=decision["why"] or None,
+        late=now > float(turn["deadline_at"]),
     )  # fmt: skip
     entry["reply"], entry["replied_at"] = to_dict(reply), now
     return reply

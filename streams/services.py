@@ -85,7 +85,7 @@ class ModelService(Service):
 def _worker_models() -> list[str]:
     from streams.app import settings
 
-    return [name for name in registry.MODEL_NAMES if settings.runs(name)]
+    return [name for name in registry.SERVED if settings.runs(name)]
 
 
 def _create() -> ModelService:

@@ -82,6 +82,10 @@ class Settings:
     reply_margin_ms: float = _setting(
         50.0, "BANTER_REPLY_MARGIN_MS", "the router answers this long before a deadline, so the reply lands in time"
     )
+    late_wait_ms: float = _setting(
+        10000.0, "BANTER_LATE_WAIT_MS",
+        "past its deadline a message still waits this long for intent and retrieval before the fallback line",
+    )
     shadow_grace_ms: float = _setting(
         2000.0, "BANTER_SHADOW_GRACE_MS", "how long after a reply late outputs still join its event"
     )
@@ -135,7 +139,10 @@ class Settings:
         return _parse_budgets(self.platform_budgets_ms).get(platform, self.budget_ms)
 
     def runs(self, agent: str) -> bool:
+        """Whether this worker runs ``agent``; the roles ``intent`` and ``responder`` name the understand step."""
         roles = {role.strip() for role in self.roles.split(",")}
+        if roles & {"intent", "responder"}:
+            roles.add("understand")
         return "all" in roles or agent in roles
 
     def describe(self) -> list[tuple[str, str, str]]:

@@ -34,15 +34,18 @@ def output(model: str, mid: str = "m1", **fields: object) -> ModelOutput:
     return ModelOutput(mid, "c1", model, "v1", kind, **{**base, **fields})  # type: ignore[arg-type]
 
 
+def acked(conv: routing.Conversation, out: ModelOutput, ctx: routing.Context = CTX) -> routing.Outbox:
+    """One router step as the agent takes it, every reply sent so far acknowledged by Kafka."""
+    routing.mark_delivered(conv, lambda mid: True)
+    return routing.on_output(conv, out, ctx)
+
+
 def all_outputs(conv: routing.Conversation, label: str = "hobbies", confidence: float = 0.9) -> routing.Outbox:
     box = routing.Outbox()
     for out in (output("intent", label=label, confidence=confidence, in_scope=True),
                 output("responder", text="Fun? I collect compliments.", score=0.7),
                 output("generator", text="i mostly judge people's playlists", score=-1.0)):  # fmt: skip
-        step = routing.on_output(conv, out, CTX)
-        box.replies += step.replies
-        box.events += step.events
-        box.late += step.late
+        box.add(acked(conv, out))
     return box
 
 
@@ -63,7 +66,9 @@ def test_outputs_before_the_turn_are_kept() -> None:
     box = routing.on_turn(conv, turn(), 3, CTX)
     assert len(box.replies) == 1 and not box.events  # the entry outlives its reply's step (crash safety)
     (grace,) = routing.due_times(conv, "c1", CTX)
-    assert len(routing.on_due(conv, grace, CTX).events) == 1
+    assert not routing.on_due(conv, grace, CTX).events  # Kafka has not acknowledged the reply yet
+    routing.mark_delivered(conv, lambda mid: True)
+    assert len(routing.release(conv).events) == 1
 
 
 def test_replayed_turn_and_outputs_are_ignored() -> None:
@@ -83,7 +88,7 @@ def test_canned_answers_before_the_generator_and_marks_it_late() -> None:
     assert [r.source for r in box.replies] == ["canned"]
     routing.on_output(conv, output("responder", text="hm", score=0.5), CTX)
     time.sleep(0.01)
-    box = routing.on_output(conv, output("generator", text="late words", score=-1.0), CTX)
+    box = acked(conv, output("generator", text="late words", score=-1.0))
     assert box.late == ["generator"] and not box.replies
     (event,) = box.events
     generator = next(c for c in event.candidates if c.model == "generator")
@@ -92,17 +97,44 @@ def test_canned_answers_before_the_generator_and_marks_it_late() -> None:
 
 
 def test_deadline_answers_with_what_is_there() -> None:
+    impatient = routing.Context(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.0)
     conv = routing.new_conversation()
-    assert not routing.on_turn(conv, turn(budget_s=0.02), 0, CTX).replies
-    (due,) = routing.due_times(conv, "c1", CTX)
+    assert not routing.on_turn(conv, turn(budget_s=0.02), 0, impatient).replies
+    (due,) = routing.due_times(conv, "c1", impatient)
     time.sleep(0.03)
-    box = routing.on_due(conv, due, CTX)
+    box = routing.on_due(conv, due, impatient)
     (reply,) = box.replies
     assert reply.source == "fallback" and reply.fallback_reason == "deadline"
-    (grace,) = routing.due_times(conv, "c1", CTX)
+    (grace,) = routing.due_times(conv, "c1", impatient)
     assert grace.kind == "grace"
-    box = routing.on_due(conv, grace, CTX)
+    routing.mark_delivered(conv, lambda mid: True)
+    box = routing.on_due(conv, grace, impatient)
     assert len(box.events) == 1 and box.events[0].source == "fallback"
+
+
+def test_a_late_message_waits_for_the_fast_models_instead_of_the_fallback_line() -> None:
+    patient = routing.Context(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.2)
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(budget_s=0.02, number=9), 0, patient)
+    time.sleep(0.03)
+    (due,) = routing.due_times(conv, "c1", patient)
+    assert due.at == pytest.approx(conv["pending"]["m1"]["turn"]["deadline_at"] + 0.2)  # the give-up time
+    assert not routing.on_due(conv, due, patient).replies
+    assert not routing.on_output(conv, output("intent", label="hobbies", confidence=0.9, in_scope=True),
+                                 patient).replies  # fmt: skip
+    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), patient)
+    (reply,) = box.replies  # the generator is still missing: the late reply comes from retrieval
+    assert (reply.source, reply.fallback_reason) == ("retrieval", "deadline")
+
+
+def test_a_late_message_gets_the_fallback_line_once_it_gives_up() -> None:
+    patient = routing.Context(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.05)
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(budget_s=0.01), 0, patient)
+    time.sleep(0.08)
+    (due,) = routing.due_times(conv, "c1", patient)
+    (reply,) = routing.on_due(conv, due, patient).replies
+    assert reply.source == "fallback"
 
 
 def test_with_a_margin_the_router_answers_that_long_before_the_deadline() -> None:
@@ -113,9 +145,10 @@ def test_with_a_margin_the_router_answers_that_long_before_the_deadline() -> Non
     (due,) = routing.due_times(conv, "c1", margin)
     assert due.at == pytest.approx(the_turn.deadline_at - 0.5)
     time.sleep(0.15)  # past the answer time, well before the deadline: the next output settles it
-    box = routing.on_output(conv, output("intent", label="hobbies", confidence=0.9, in_scope=True), margin)
-    (reply,) = box.replies
-    assert reply.latency_ms < 600
+    routing.on_output(conv, output("intent", label="hobbies", confidence=0.9, in_scope=True), margin)
+    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), margin)
+    (reply,) = box.replies  # the generator is not waited for
+    assert reply.latency_ms < 600 and not reply.late
 
 
 def test_deadlines_pop_in_order_once() -> None:
@@ -152,9 +185,9 @@ def test_events_go_out_in_turn_order() -> None:
     for mid in ("m1", "m2"):
         routing.on_output(conv, output("intent", mid=mid, label=CANNED, confidence=0.99, in_scope=True), CTX)
         routing.on_output(conv, output("responder", mid=mid, text="hm", score=0.5), CTX)
-    box = routing.on_output(conv, output("generator", mid="m2", text="later", score=-1.0), CTX)
+    box = acked(conv, output("generator", mid="m2", text="later", score=-1.0))
     assert not box.events  # m2 is complete, but m1 still waits for its generator
-    box = routing.on_output(conv, output("generator", mid="m1", text="now", score=-1.0), CTX)
+    box = acked(conv, output("generator", mid="m1", text="now", score=-1.0))
     assert [e.message_id for e in box.events] == ["m1", "m2"]
 
 
@@ -184,18 +217,21 @@ def test_replies_restored_after_a_crash_are_found_for_resending() -> None:
     assert routing.unsent_replies(conv, lambda mid: True) == []
 
 
-def test_an_entry_is_forgotten_only_in_a_later_step_than_its_reply() -> None:
-    """The agent must see a reply in Kafka before the state that forgets its entry: never the same step."""
+def test_an_entry_is_forgotten_only_once_kafka_acknowledged_its_reply() -> None:
+    """A reply must be in Kafka before the state that forgets its entry: never the same step, never unacked."""
     conv = routing.new_conversation()
     routing.on_turn(conv, turn(), 0, CTX)
     made = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX)
-    assert len(made.replies) == 1 and made.finished == []
+    assert len(made.replies) == 1
+    routing.mark_delivered(conv, lambda mid: True)  # acked in the same step as the reply: still kept
+    assert not routing.release(conv).events
     rest = routing.on_output(conv, output("responder", text="Sure.", score=0.7), CTX)
+    conv["pending"]["m1"]["delivered"] = False  # as if Kafka had not acked it
     last = routing.on_output(conv, output("generator", text="ok then", score=-1.0), CTX)
-    rest_finished = rest.finished + last.finished
-    assert [r.message_id for r in rest_finished] == ["m1"]
-    assert rest_finished[0].text == made.replies[0].text
-    assert conv["pending"] == {}
+    assert not rest.events and not last.events and "m1" in conv["pending"]
+    assert routing.mark_delivered(conv, lambda mid: True)
+    (event,) = routing.release(conv).events
+    assert event.message_id == "m1" and conv["pending"] == {}
 
 
 def test_a_reply_marked_delivered_is_not_resent_after_a_crash() -> None:
@@ -211,10 +247,11 @@ def test_a_reply_marked_delivered_is_not_resent_after_a_crash() -> None:
 def test_an_output_carrying_its_turn_answers_a_message_whose_turn_record_never_came() -> None:
     conv = routing.new_conversation()
     lost = turn()
+    ref = routing.turn_ref(lost)
     box = routing.Outbox()
-    for out in (output("intent", label="hobbies", confidence=0.9, in_scope=True, turn=lost),
-                output("responder", text="Fun? I collect compliments.", score=0.7, turn=lost),
-                output("generator", text="i mostly judge people's playlists", score=-1.0, turn=lost)):  # fmt: skip
+    for out in (output("intent", label="hobbies", confidence=0.9, in_scope=True, turn=ref),
+                output("responder", text="Fun? I collect compliments.", score=0.7, turn=ref),
+                output("generator", text="i mostly judge people's playlists", score=-1.0, turn=ref)):  # fmt: skip
         step = routing.on_output(conv, out, CTX, partition=3)
         box.replies += step.replies
         if out.model == "intent":
