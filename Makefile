@@ -49,8 +49,8 @@ lint: setup  ## ruff and mypy
 	$(BIN)/ruff check schemas streams agents models tests benchmarks
 	$(BIN)/mypy schemas streams agents models
 
-bench: models  ## benchmarks (not tests): reports under reports/
-	$(BIN)/python -m benchmarks.encoder
+bench: models  ## the pipeline under load (banter bench; BENCH_ARGS="--rates 10,30 --configs one" for a short run): reports/bench.*
+	$(BIN)/banter bench $(BENCH_ARGS)
 
 clean:  ## remove the virtual environment (caches under ~/.cache/banter stay)
 	rm -rf $(VENV)

@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["build", "check", "eval", "train-generator"])
     models.add_argument("--data", help="CLINC150-format JSON for `eval` (default: banter's own held-out split)")
     _add(sub, "settings", "print every setting, its variable and value", _settings)
+    # `banter bench --help` lists its options: they belong to benchmarks.bench, so this parser takes them all as is
+    bench = sub.add_parser("bench", help="the pipeline under load: reports/bench.{md,json,png}", add_help=False,
+                           prefix_chars="+")  # fmt: skip
+    bench.add_argument("options", nargs="*")
+    bench.set_defaults(run=_bench)
     return parser
 
 
@@ -98,6 +103,15 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     from streams import runner
 
     return runner.models(args.action, settings, args.data)
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.process import ROOT
+
+    sys.path.append(str(ROOT))  # benchmarks/ lives in the checkout, not in the installed package
+    from benchmarks.bench import main
+
+    return main(args.options)
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> int:
