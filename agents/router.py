@@ -112,7 +112,7 @@ async def enforce_deadlines() -> None:
 async def rescan_pending() -> None:
     """Resend replies restored without their send after a restart, forget entries whose replies
     Kafka acked since, and count what waits."""
-    waiting = 0
+    waiting, work = 0, []
     for key, conv in list(tables.routing.data.items()):
         if not conv or not conv["pending"]:
             continue
@@ -120,14 +120,27 @@ async def rescan_pending() -> None:
         conversation_id = key.decode() if isinstance(key, bytes) else str(key)
         _schedule(conv, conversation_id)
         if routing.unsent_replies(conv, delivering.__contains__) or _newly_acked(conv):
-            async with step:  # the checks are repeated under the lock, on the state as it is now
-                partition = next(iter(conv["pending"].values()))["partition"] or 0
-                touched: Touched = {}
-                conv = _open(conversation_id, partition, touched)
-                box = routing.Outbox(replies=routing.unsent_replies(conv, delivering.__contains__))
-                box.add(routing.release(conv))
-                await _commit(touched, box)
+            work.append(conversation_id)
     metrics.pending.set(waiting)
+    if work:
+        async with step:  # the state may have moved on while the lock was awaited: it is read again
+            touched: Touched = {}
+            box = routing.Outbox()
+            for conversation_id in work:
+                box.add(_settle_restored(conversation_id, touched))
+            await _commit(touched, box)
+
+
+def _settle_restored(conversation_id: str, touched: Touched) -> routing.Outbox:
+    """What this process never sent, and what Kafka acked since, for one conversation."""
+    conv = tables.routing.data.get(conversation_id.encode())
+    partitions = [e["partition"] for e in conv["pending"].values() if e["partition"] is not None] if conv else []
+    if not partitions:
+        return routing.Outbox()
+    conv = _open(conversation_id, partitions[0], touched)
+    box = routing.Outbox(replies=routing.unsent_replies(conv, delivering.__contains__))
+    box.add(routing.release(conv))
+    return box
 
 
 def _newly_acked(conv: routing.Conversation) -> bool:
