@@ -58,41 +58,55 @@ def check_overload(config: ConfigResult) -> Check:
 def check_efficiency(one: ConfigResult | None, result: BenchResult) -> Check:
     """(3) the pipeline's model-answered capacity against the in-process ceiling and the naive baseline.
 
-    A capacity is measured only where the workers fell behind the offered rate
-    (saturated); a worker that kept up with everything offered has a capacity
-    of at least what it did, and a ratio that bound cannot settle stays undecided.
+    A capacity is the most model replies/s seen: measured when the workers fell
+    behind some offered rate, only a lower bound when they kept up with every
+    rate offered. A ratio passes or fails when its bounds settle it, and stays
+    undecided otherwise (offer more load).
     """
     name = "3. non-generative path >= 50% of the in-process ceiling and >= 5x the unbatched baseline"
-    best = one.capacity_phase() if one else None
-    if best is None:
+    if one is None or one.capacity_phase() is None:
         return Check(name, "not measured (configuration `one` not run)", None)
-    capacity, full = best.model_rps, saturated(best)
-    parts = [f"one worker {capacity:.1f} model replies/s{'' if full else ' (kept up: at least)'}"]
+    low, high = capacity_bounds([*one.sweep, *([one.overload] if one.overload else [])])
+    kept_up = " (kept up with every rate)" if math.isinf(high) else ""
+    parts = [f"one worker {_range(low, high)} model replies/s{kept_up}"]
     ceiling = result.models.best_nongen() if result.models else None
     vs_ceiling = vs_baseline = None
     if ceiling:
-        parts.append(f"{_pct(capacity / ceiling)} of in-process {ceiling:.1f} msg/s")
-        vs_ceiling = _judge(capacity / ceiling, CEILING_SHARE, lower=True, upper=full)
-    base = result.baseline
-    if base is not None and base.model_rps > 0:
-        kept_up = "" if saturated(base) else f" (kept up with {base.offered_rps:g}/s: at least; raise --baseline-rate)"
-        parts.append(f"{capacity / base.model_rps:.1f}x the unbatched worker's {base.model_rps:.1f} replies/s{kept_up}")
-        vs_baseline = _judge(capacity / base.model_rps, BASELINE_FACTOR, lower=saturated(base), upper=full)
+        parts.append(f"{_range(100 * low / ceiling, 100 * high / ceiling)}% of in-process {ceiling:.1f} msg/s")
+        vs_ceiling = _judge(low / ceiling, high / ceiling, CEILING_SHARE)
+    if result.baseline is not None and result.baseline.model_rps > 0:
+        base_low, base_high = capacity_bounds([result.baseline])
+        kept_up = " (it kept up: raise --baseline-rate)" if math.isinf(base_high) else ""
+        times = _range(low / base_high, high / base_low)
+        parts.append(f"{'an unknown multiple of' if times == 'unknown' else times + 'x'} the unbatched worker's "
+                     f"{_range(base_low, base_high)} replies/s{kept_up}")  # fmt: skip
+        vs_baseline = _judge(low / base_high, high / base_low, BASELINE_FACTOR)
     return Check(name, "; ".join(parts), _all(vs_ceiling, vs_baseline))
 
 
-def saturated(phase: PhaseSummary) -> bool:
-    """The workers fell behind the offered rate: model replies/s is their capacity, not a lower bound."""
-    return phase.model_rps < SATURATED_SHARE * phase.offered_rps
+def capacity_bounds(phases: list[PhaseSummary]) -> tuple[float, float]:
+    """(at least, at most) model replies/s: the most seen, exact once the workers fell behind an offered rate."""
+    best = max((p.model_rps for p in phases if not math.isnan(p.model_rps)), default=0.0)
+    fell_behind = any(p.model_rps < SATURATED_SHARE * p.offered_rps for p in phases)
+    return best, best if fell_behind else math.inf
 
 
-def _judge(measured: float, threshold: float, lower: bool, upper: bool) -> bool | None:
-    """Pass or fail where the measured ratio is a bound of the true one that settles it (lower: true >= measured)."""
-    if measured >= threshold and lower:
+def _judge(low: float, high: float, threshold: float) -> bool | None:
+    """Pass if even the lower bound reaches ``threshold``, fail if even the upper bound misses it."""
+    if low >= threshold:
         return True
-    if measured < threshold and upper:
+    if high < threshold:
         return False
     return None
+
+
+def _range(low: float, high: float) -> str:
+    """A bounded figure in words: exact, at least, at most, or unknown."""
+    if math.isinf(high):
+        return "unknown" if low == 0 else f"at least {low:.1f}"
+    if low == 0:
+        return f"at most {high:.1f}"
+    return f"{low:.1f}" if high - low < 0.05 else f"{low:.1f} to {high:.1f}"
 
 
 def _all(*results: bool | None) -> bool | None:
