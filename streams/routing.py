@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -114,13 +114,14 @@ class Arrivals:
         if model in self._trackers:
             self._trackers[model].observe(max(0.0, delay_s))
 
-    def late(self, received_at: float, deadline_at: float, now: float) -> set[str]:
-        """Models whose output is predicted after the deadline.
+    def late(self, received_at: float, deadline_at: float, now: float, among: Iterable[str] = MODELS) -> set[str]:
+        """Models (of ``among``) whose output is predicted after the deadline.
 
         An estimate from a few samples (the slow first inferences after a start) or
         from long ago is not trusted: a model is then waited for, up to the deadline.
         """
-        return {model for model, tracker in self._trackers.items()
+        trackers = ((model, self._trackers[model]) for model in among if model in self._trackers)
+        return {model for model, tracker in trackers
                 if len(tracker) >= MIN_SAMPLES and not tracker.stale(PROBE_AFTER_S)
                 and max(now, received_at + tracker.estimate()) > deadline_at}  # fmt: skip
 
@@ -308,8 +309,9 @@ def _seen(entry: Entry, ctx: Context | None = None) -> dict[str, Seen]:
     seen = {name: Seen(name, **{k: out.get(k) for k in keys}) for name, out in entry["outputs"].items()}
     if ctx is not None:
         turn = entry["turn"]
-        late = ctx.arrivals.late(turn["received_at"], ctx.answer_by(turn), time.time()) - seen.keys() - set(FAST)
-        for model in late:  # the fast models are always waited for: a late message is answered from them
+        # the fast models are always waited for: a late message is answered from them
+        slow = [model for model in MODELS if model not in FAST and model not in seen]
+        for model in ctx.arrivals.late(turn["received_at"], ctx.answer_by(turn), time.time(), slow):
             seen[model] = Seen(model, "skipped", reason="predicted_late")
     return seen
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from models.latency import Degrader, LatencyTracker, plan_batch
 
 
@@ -54,3 +56,13 @@ def test_tracker_goes_stale_without_samples() -> None:
     tracker.observe(2.0, now=100.0)
     assert not tracker.stale(5.0, now=104.0)
     assert tracker.stale(5.0, now=105.0)
+
+
+def test_the_estimate_follows_new_samples_within_a_few_observations() -> None:
+    tracker = LatencyTracker(quantile=0.5, refresh_every=4)
+    for _ in range(20):
+        tracker.observe(0.01)
+    assert tracker.estimate() == pytest.approx(0.01)
+    for _ in range(40):
+        tracker.observe(1.0)
+    assert tracker.estimate() == pytest.approx(1.0)  # recomputed: the window is now mostly slow samples
