@@ -27,11 +27,11 @@ def _injected_fault() -> None:
         raise RuntimeError("injected generator fault (BANTER_GENERATOR_FAULT=raise)")
 
 
-def _payloads(reply: Candidate) -> list[Payload]:
-    return [{"text": reply.text, "score": float(reply.score)}]
+def _payload(reply: Candidate) -> Payload:
+    return {"text": reply.text, "score": float(reply.score)}
 
 
-GENERATOR = Stage("generator", {"generator": "reply"}, dialogue_of, _payloads, sheds=True, degrader=Degrader(),
+GENERATOR = Stage("generator", "reply", ("generator",), dialogue_of, _payload, sheds=True, degrader=Degrader(),
                   fault=_injected_fault)  # fmt: skip
 
 

@@ -1,9 +1,10 @@
 """Understand agent: banter.turns → banter.outputs (the intent and the nearest persona reply).
 
 One embedding per message serves both the intent head and the retrieval
-responder (``models.understand``); each message yields an ``intent`` and a
-``responder`` output. It never skips a message for time: understanding costs a
-few milliseconds, and a message already late is still answered from it.
+responder (``models.understand``); each message yields one ``understanding``
+output holding both answers, which the router reads as the ``intent`` and
+``responder`` candidates. It never skips a message for time: understanding costs
+a few milliseconds, and a message already late is still answered from it.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from streams.inference import Payload, Stage, dialogue_of, serve
 from streams.services import model_service
 
 
-def _payloads(understood: Understanding) -> list[Payload]:
+def _payload(understood: Understanding) -> Payload:
     intent, reply = understood.intent, understood.reply
-    return [
-        {"label": intent.label, "confidence": float(intent.confidence), "in_scope": bool(intent.in_scope)},
-        {"text": reply.text, "score": float(reply.score)},
-    ]
+    return {"label": intent.label, "confidence": float(intent.confidence), "in_scope": bool(intent.in_scope),
+            "text": reply.text, "score": float(reply.score)}  # fmt: skip
 
 
-UNDERSTAND = Stage("understand", {"intent": "intent", "responder": "reply"}, dialogue_of, _payloads)
+UNDERSTAND = Stage("understand", "understanding", ("intent", "responder"), dialogue_of, _payload)
 
 
 @role_agent("understand", topics.turns)

@@ -23,7 +23,7 @@ MAX_ID_CHARS = 200
 
 Source = Literal["canned", "retrieval", "generative", "fallback"]
 Status = Literal["ok", "skipped", "error"]
-Kind = Literal["intent", "reply"]
+Kind = Literal["intent", "reply", "understanding"]
 
 if TYPE_CHECKING:
     EpochSeconds = float
@@ -139,7 +139,9 @@ class ModelOutput(msgspec.Struct, frozen=True):
     """One model's output for one message (topic ``banter.outputs``).
 
     ``status`` is ``ok`` with a payload (``label``/``confidence`` for intents,
-    ``text``/``score`` for replies), or ``skipped``/``error`` with a ``reason``.
+    ``text``/``score`` for replies, both for an ``understanding``: the intent
+    and the retrieval reply computed from one embedding), or ``skipped``/``error``
+    with a ``reason``.
     """
 
     message_id: str
@@ -157,6 +159,7 @@ class ModelOutput(msgspec.Struct, frozen=True):
     score: float | None = None
     reason: str | None = None
     turn: TurnRef | None = None  # the turn it answers, so the router can open the message from either record
+    versions: dict[str, str] | None = None  # an understanding's parts: {"intent": version, "responder": version}
     schema_version: int = SCHEMA_VERSION
 
     def check(self) -> None:

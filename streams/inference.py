@@ -5,10 +5,11 @@ Decode (bad records dead-lettered), leave out the messages the model would miss
 the model's executor, and emit the outputs of each message. A model that raises
 yields error outputs, never a crash or a missing output.
 
-A stage may emit several outputs per message: the understand step runs the
-encoder once and answers for the intent head and the responder. Cheap stages
-never skip for time: under any backlog a message late for its deadline is still
-understood, so the router can answer it from intent and retrieval.
+A stage may answer for several models at once: the understand step runs the
+encoder once and its one output holds the intent head's answer and the
+responder's (``parts``). Cheap stages never skip for time: under any backlog a
+message late for its deadline is still understood, so the router can answer it
+from intent and retrieval.
 """
 
 from __future__ import annotations
@@ -35,22 +36,23 @@ from streams.services import ModelService
 log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
-"""One output's fields: ``label``/``confidence``/``in_scope`` for an intent, ``text``/``score`` for a reply."""
+"""An output's fields: ``label``/``confidence``/``in_scope`` for an intent, ``text``/``score`` for a reply."""
 
 
 @dataclass
 class Stage:
-    """One model agent's state: the model it serves, the outputs it emits and its live latency.
+    """One model agent's state: the model it serves, its output's kind, and its live latency.
 
-    ``emits`` maps each output's model name to its kind; ``payloads`` turns one
-    prediction into one payload per emitted name, in the same order. A stage
-    with ``sheds`` leaves out messages it would answer after their deadline.
+    ``payload`` turns one prediction into the output's fields; ``parts`` names the
+    models it answers for (their latency and versions are reported apart). A
+    stage with ``sheds`` leaves out messages it would answer after their deadline.
     """
 
     model: str
-    emits: dict[str, Kind]
+    kind: Kind
+    parts: tuple[str, ...]
     to_input: Callable[[Turn], Any]
-    payloads: Callable[[Any], list[Payload]]
+    payload: Callable[[Any], Payload]
     sheds: bool = False
     tracker: LatencyTracker = field(default_factory=lambda: LatencyTracker(quantile=settings.latency_quantile))
     degrader: Degrader | None = None
@@ -73,10 +75,10 @@ async def serve(stage: Stage, service: ModelService, events: Sequence[EventT]) -
     keep, reason = _plan(stage, turns)
     ran = iter(await _infer(stage, service, model, [t for t, kept in zip(turns, keep, strict=True) if kept]))
     for (event, turn), kept in zip(pairs, keep, strict=True):
-        records = next(ran) if kept else _marked(stage, model, turn, "skipped", reason)
-        for record in records:
-            await topics.outputs.send(key=turn.conversation_id.encode(), value=encode(record))
-            metrics.model_outputs.labels(record.model, record.status).inc()
+        record = next(ran) if kept else _marked(stage, model, turn, "skipped", reason)
+        await topics.outputs.send(key=turn.conversation_id.encode(), value=encode(record))
+        for part in stage.parts:
+            metrics.model_outputs.labels(part, record.status).inc()
         metrics.stage_latency.labels(stage.model).observe(seconds_since_produced(event))
 
 
@@ -101,7 +103,7 @@ def _plan(stage: Stage, turns: list[Turn]) -> tuple[list[bool], str]:
     return keep, reason
 
 
-async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Turn]) -> list[list[ModelOutput]]:
+async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Turn]) -> list[ModelOutput]:
     if not turns:
         return []
     inputs = [_with_level(stage, stage.to_input(turn)) for turn in turns]
@@ -113,11 +115,10 @@ async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Tu
         return [_marked(stage, model, turn, "error", type(exc).__name__) for turn in turns]
     per_item = (time.perf_counter() - started) / len(turns)
     stage.tracker.observe(per_item)
-    for name in stage.emits:
-        version = _version(model, name)
-        metrics.model_batch_size.labels(name, version).observe(len(turns))
+    for part, version in _versions(model, stage).items():
+        metrics.model_batch_size.labels(part, version).observe(len(turns))
         for _ in turns:
-            metrics.model_latency.labels(name, version).observe(per_item)
+            metrics.model_latency.labels(part, version).observe(per_item)
     return [_ok(stage, model, turn, p, per_item) for turn, p in zip(turns, predictions, strict=True)]
 
 
@@ -135,26 +136,25 @@ def _with_level(stage: Stage, item: Any) -> Any:
     return Dialogue(item.history, item.intent, item.seed, {**item.options, "max_new_tokens": cap})
 
 
-def _version(model: Any, name: str) -> str:
-    """The version of output ``name``: a combined model knows each part's own."""
+def _versions(model: Any, stage: Stage) -> dict[str, str]:
+    """The version of each part: a combined model knows each part's own."""
     versions: dict[str, str] = getattr(model, "versions", {})
-    return versions.get(name, model.version)
+    return {part: versions.get(part, model.version) for part in stage.parts}
 
 
-def _output(model: Any, name: str, kind: Kind, turn: Turn, latency_ms: float, **fields: Any) -> ModelOutput:
+def _output(stage: Stage, model: Any, turn: Turn, latency_ms: float, **fields: Any) -> ModelOutput:
+    versions = _versions(model, stage) if len(stage.parts) > 1 else None
     return ModelOutput(
-        message_id=turn.message_id, conversation_id=turn.conversation_id, model=name,
-        version=_version(model, name), kind=kind, latency_ms=round(latency_ms, 3),
-        produced_at=time.time(), turn=turn_ref(turn), **fields,
+        message_id=turn.message_id, conversation_id=turn.conversation_id, model=stage.model,
+        version=model.version, kind=stage.kind, latency_ms=round(latency_ms, 3),
+        produced_at=time.time(), turn=turn_ref(turn), versions=versions, **fields,
     )  # fmt: skip
 
 
-def _ok(stage: Stage, model: Any, turn: Turn, prediction: Any, seconds: float) -> list[ModelOutput]:
-    payloads = stage.payloads(prediction)
-    return [_output(model, name, kind, turn, seconds * 1000, status="ok", **payload)
-            for (name, kind), payload in zip(stage.emits.items(), payloads, strict=True)]  # fmt: skip
+def _ok(stage: Stage, model: Any, turn: Turn, prediction: Any, seconds: float) -> ModelOutput:
+    return _output(stage, model, turn, seconds * 1000, status="ok", **stage.payload(prediction))
 
 
-def _marked(stage: Stage, model: Any, turn: Turn, status: str, reason: str) -> list[ModelOutput]:
-    """One skipped or error output per emitted name, with the reason."""
-    return [_output(model, name, kind, turn, 0.0, status=status, reason=reason) for name, kind in stage.emits.items()]
+def _marked(stage: Stage, model: Any, turn: Turn, status: str, reason: str) -> ModelOutput:
+    """A skipped or error output, with the reason."""
+    return _output(stage, model, turn, 0.0, status=status, reason=reason)

@@ -180,26 +180,46 @@ def on_output(conv: Conversation, output: ModelOutput, ctx: Context, partition: 
     """A model output arrived (possibly before its turn, possibly after the reply).
 
     An output carries its turn: when the turn record itself is late or was lost
-    between topics in a crash, the output opens the message in its place.
+    between topics in a crash, the output opens the message in its place. An
+    understanding counts as two candidates, the intent and the responder.
     """
     mid = output.message_id
+    parts = candidates_of(output)
     if mid in conv["done"]:
-        return Outbox(late=[output.model])
+        return Outbox(late=list(parts))
     entry = conv["pending"].setdefault(mid, _new_entry())
     if entry["turn"] is None and output.turn is not None and partition is not None:
         entry["turn"], entry["partition"] = to_dict(output.turn), partition
-    if output.model in entry["outputs"]:
+    fresh = {model: kept for model, kept in parts.items() if model not in entry["outputs"]}
+    if not fresh:
         return Outbox()
-    kept = to_dict(output)
-    del kept["turn"]  # the state keeps one copy of the turn, not one per output
-    entry["outputs"][output.model] = kept
-    entry["arrived"][output.model] = now = time.time()
-    if entry["turn"] is not None:
-        ctx.arrivals.observe(output.model, now - entry["turn"]["received_at"])
-    late = [output.model] if entry["reply"] is not None else []  # after the reply: shadow data
+    now = time.time()
+    for model, kept in fresh.items():
+        entry["outputs"][model], entry["arrived"][model] = kept, now
+        if entry["turn"] is not None:
+            ctx.arrivals.observe(model, now - entry["turn"]["received_at"])
+    late = list(fresh) if entry["reply"] is not None else []  # after the reply: shadow data
     box = _advance(conv, mid, ctx, final=False)
     box.late.extend(late)
     return box
+
+
+INTENT_FIELDS = ("label", "confidence", "in_scope")
+REPLY_FIELDS = ("text", "score")
+
+
+def candidates_of(output: ModelOutput) -> dict[str, dict[str, Any]]:
+    """The candidates an output brings, by model, as the state keeps them (without the turn)."""
+    kept = to_dict(output)
+    del kept["turn"], kept["versions"]  # the state keeps one copy of the turn, not one per output
+    if output.kind != "understanding":
+        return {output.model: kept}
+    versions = output.versions or {}
+    intent = {**kept, **dict.fromkeys(REPLY_FIELDS), "model": "intent", "kind": "intent",
+              "version": versions.get("intent", output.version)}  # fmt: skip
+    reply = {**kept, **dict.fromkeys(INTENT_FIELDS), "model": "responder", "kind": "reply",
+             "version": versions.get("responder", output.version)}  # fmt: skip
+    return {"intent": intent, "responder": reply}
 
 
 def on_due(conv: Conversation, due: Due, ctx: Context) -> Outbox:

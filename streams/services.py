@@ -60,7 +60,8 @@ class ModelService(Service):
         model = await self.run(name, lambda: registry.load(name, self.config))
         self.models[name] = model
         self._loaded[name].set()
-        self.metrics.model_info.labels(name).info({"version": model.version})
+        for part, version in getattr(model, "versions", {name: model.version}).items():
+            self.metrics.model_info.labels(part).info({"version": version})  # intent and responder: one model each
         log.info("model loaded", extra={"model": name, "version": model.version,
                                         "seconds": round(time.monotonic() - started, 2)})
 

@@ -260,3 +260,32 @@ def test_an_output_carrying_its_turn_answers_a_message_whose_turn_record_never_c
             assert "turn" not in entry["outputs"]["intent"]  # the state keeps one copy of the turn
     assert [r.message_id for r in box.replies] == ["m1"]
     assert routing.on_turn(conv, lost, 3, CTX).replies == []  # the turn record, arriving after all, adds nothing
+
+
+def understanding(mid: str = "m1", **fields: object) -> ModelOutput:
+    base = {"status": "ok", "latency_ms": 4.0, "produced_at": time.time(),
+            "versions": {"intent": "vi", "responder": "vr"}}  # fmt: skip
+    return ModelOutput(mid, "c1", "understand", "vu", "understanding", **{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_one_understanding_is_the_intent_and_the_responder_candidates() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(), 0, CTX)
+    out = understanding(label="hobbies", confidence=0.9, in_scope=True, text="Fun? I collect compliments.", score=0.7)
+    (reply,) = routing.on_output(conv, out, CTX).replies  # in scope: retrieval answers, the generator is not needed
+    assert (reply.source, reply.intent) == ("retrieval", "hobbies")
+    routing.mark_delivered(conv, lambda mid: True)
+    box = acked(conv, output("generator", text="i mostly judge people's playlists", score=-1.0))
+    (event,) = box.events
+    by_model = {c.model: c for c in event.candidates}
+    assert (by_model["intent"].kind, by_model["intent"].version, by_model["intent"].text) == ("intent", "vi", None)
+    assert (by_model["responder"].kind, by_model["responder"].version) == ("reply", "vr")
+    assert by_model["responder"].picked and by_model["responder"].label is None
+
+
+def test_a_replayed_understanding_marks_both_parts_late() -> None:
+    conv = routing.new_conversation()
+    routing.on_turn(conv, turn(), 0, CTX)
+    all_outputs(conv)
+    assert routing.on_output(conv, understanding(label="hobbies", confidence=0.9, in_scope=True, text="x", score=0.5),
+                             CTX).late == ["intent", "responder"]  # fmt: skip
