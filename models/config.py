@@ -22,7 +22,7 @@ class ModelConfig:
     encoder: str | None = None
     """Hugging Face id or local path of the sentence encoder; None = packaged all-MiniLM-L6-v2."""
     precision: Precision = "fp32"
-    """ONNX encoder precision used at inference: fp32, or int8 quantised statically (calibrated at build; both batch-independent)."""
+    """ONNX encoder precision at inference: fp32, or int8 quantised statically at build (both batch-independent)."""
     ort_threads: int = 1
     """onnxruntime intra-op thread count for the encoder session."""
     generator: str | None = None

@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
-        producer_linger_ms=1,
+        producer_linger_ms=settings.producer_linger_ms,
         # On stop, faust would wait until every event taken into a micro-batch buffer is acked,
         # and an event buffered but never handed out is never acked: shutdown hung until the
         # orchestrator's SIGKILL. Unacked events are simply not committed and come again after

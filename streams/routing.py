@@ -139,7 +139,7 @@ class Context:
     grace_s: float
     arrivals: Arrivals = field(default_factory=Arrivals)
     margin_s: float = 0.0
-    late_wait_s: float = 10.0
+    late_wait_s: float = 30.0
 
     def answer_by(self, turn: dict[str, Any]) -> float:
         """When the router stops waiting for slow models: the message's deadline less the margin."""

@@ -82,8 +82,11 @@ class Settings:
     reply_margin_ms: float = _setting(
         50.0, "BANTER_REPLY_MARGIN_MS", "the router answers this long before a deadline, so the reply lands in time"
     )
+    producer_linger_ms: int = _setting(
+        1, "BANTER_PRODUCER_LINGER_MS", "how long the producer gathers records into one request (latency vs. load)"
+    )
     late_wait_ms: float = _setting(
-        10000.0, "BANTER_LATE_WAIT_MS",
+        30000.0, "BANTER_LATE_WAIT_MS",
         "past its deadline a message still waits this long for intent and retrieval before the fallback line",
     )
     shadow_grace_ms: float = _setting(
