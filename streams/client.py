@@ -123,7 +123,7 @@ class Client:
         """Wait for the worker's models (its /ready page), then for a model's reply."""
         deadline = time.monotonic() + timeout_s
         url = f"http://{self.settings.web_host}:{self.settings.web_port}/ready"
-        while not await asyncio.to_thread(_answers_200, url):
+        while not await asyncio.to_thread(answers_200, url):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not say ready within {timeout_s:.0f} s")
             await asyncio.sleep(0.5)
@@ -168,7 +168,8 @@ class Client:
             future.set_result(reply)
 
 
-def _answers_200(url: str) -> bool:
+def answers_200(url: str) -> bool:
+    """True when ``url`` answers 200 within 2 s."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)

@@ -10,7 +10,6 @@ import asyncio
 import json
 import re
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.bench.monitor import Probe
 from streams.broker import LocalKafka, port_open
-from streams.client import connected, ensure_topics
+from streams.client import answers_200, connected, ensure_topics
 from streams.process import ROOT, WorkerProcess
 from streams.settings import Settings
 
@@ -176,7 +175,7 @@ def _json(line: str) -> dict[str, object]:
 
 def _wait_ready(worker: WorkerProcess, port: int, deadline: float) -> None:
     url = f"http://127.0.0.1:{port}/ready"
-    while not _answers_200(url):
+    while not answers_200(url):
         if not worker.alive:
             raise RuntimeError(f"worker exited before it was ready; log {worker.log_path}:\n{worker.log_tail(20)}")
         if time.monotonic() > deadline:
@@ -187,11 +186,3 @@ def _wait_ready(worker: WorkerProcess, port: int, deadline: float) -> None:
 async def _warm(settings: Settings, timeout_s: float) -> None:
     async with connected(settings) as client:
         await client.wait_warm(timeout_s)
-
-
-def _answers_200(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
