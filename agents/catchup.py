@@ -2,7 +2,8 @@
 
 The stream check in ``streams.gaps`` finds a skipped record when the next one
 arrives; this timer finds those with nothing after them: after a restart, a
-partition whose committed offset is past an agent's last record.
+partition whose committed offset is past an agent's last record. A second timer
+saves the agents' progress marks to the changelog.
 """
 
 from __future__ import annotations
@@ -32,3 +33,9 @@ async def catch_up_skipped_inputs() -> None:
         return
     for inputs in gaps.INPUTS:
         await inputs.catch_up(committed)
+
+
+@app.timer(interval=gaps.FLUSH_INTERVAL_S)
+async def save_progress_marks() -> None:
+    """Each agent's last input offsets to the changelog: one write per partition, not per record."""
+    gaps.save_marks()

@@ -10,8 +10,13 @@ some partitions this way. The worker reads on past such a record; after a
 crash or a seek nobody reads it again, and its message never gets a reply.
 
 So each agent keeps, per input partition, the last offset handed to it, in the
-changelog-backed ``progress`` table (written before faust can ack the record, so
-a committed offset is never more than one past it). Two checks use it:
+changelog-backed ``progress`` table. The mark in memory is set before the handler
+runs, so before faust can ack the record; the changelog gets it at most every
+``FLUSH_INTERVAL_S`` and when the worker stops (one write per agent and
+partition, not one per record: they were most of what a message produced). A
+mark restored after a crash may so be a little behind: the catch-up then reads
+and handles again a few records that were handled already, which every agent
+takes as a replay. Two checks use the marks:
 
 * in the stream: a record that comes after a jump is preceded by the records
   skipped, read straight from Kafka;
@@ -79,6 +84,7 @@ class Inputs:
         self.topics = frozenset(topics)
         self.handler = handler
         self.lock = asyncio.Lock()
+        self.unsaved: dict[TP, int] = {}  # marks set in memory, not yet in the changelog
         INPUTS.append(self)
 
     async def take(self, events: Sequence[EventT]) -> None:
@@ -119,6 +125,12 @@ class Inputs:
     def _remember(self, last: Mapping[TP, int]) -> None:
         for tp, offset in last.items():
             tables.progress.data[self._key(tp)] = offset
+        self.unsaved.update(last)
+
+    def save(self) -> None:
+        """Write the marks set since the last save to the changelog."""
+        unsaved, self.unsaved = self.unsaved, {}
+        for tp, offset in unsaved.items():
             tables.progress.send_changelog(tp.partition, self._key(tp), offset)
 
     async def _read(self, tp: TP, skipped: range, found_by: str) -> list[EventT]:
@@ -133,6 +145,13 @@ class Inputs:
 
 
 INPUTS: list[Inputs] = []
+FLUSH_INTERVAL_S = 0.5
+
+
+def save_marks() -> None:
+    """Every agent's unsaved marks to the changelog (a timer, and the worker's stop)."""
+    for inputs in INPUTS:
+        inputs.save()
 
 
 async def read_range(tp: TP, start: int, stop: int) -> list[Replayed]:
@@ -168,6 +187,7 @@ class CommittedOffsets(Service):
         self._consumer: AIOKafkaConsumer | None = None
 
     async def on_stop(self) -> None:
+        save_marks()  # before the producer stops: a graceful stop leaves exact marks
         if self._consumer is not None:
             await self._consumer.stop()
 
