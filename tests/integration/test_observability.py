@@ -188,7 +188,9 @@ def observed(
     workers = Workers(base_env, workdir)
     prometheus: Prometheus | None = None
     try:
-        worker = workers(BANTER_BUDGET_MS="2000", BANTER_PLATFORM_BUDGETS_MS="tight=1")
+        # a late message waits for intent and retrieval by default; this worker answers the 1 ms platform at
+        # its deadline instead, so that the fallback line and its metrics show up
+        worker = workers(BANTER_BUDGET_MS="2000", BANTER_PLATFORM_BUDGETS_MS="tight=1", BANTER_LATE_WAIT_MS="0")
         worker.wait_ready(timeout_s=240)
         port = worker.settings.web_port
         prometheus = Prometheus(binary, workdir, scrape_config_for(port))
