@@ -31,8 +31,8 @@ class LatencyTracker:
         while len(self._samples) > self.window:
             self._samples.popleft()
         self._fresh += 1
-        if self._cached is None or self._fresh >= self.refresh_every or len(self._samples) < self.refresh_every:
-            self._cached = None
+        if self._fresh >= self.refresh_every or len(self._samples) < self.refresh_every:
+            self._cached = None  # recomputed on the next read
 
     def estimate(self) -> float:
         """The ``quantile`` of recent per-item latency (the prior before any sample)."""
