@@ -28,7 +28,7 @@ models: setup  ## build the model artifacts (cached; a few minutes the first tim
 demo: setup  ## the newcomer's command: Kafka, models, a worker and a scripted conversation
 	$(BIN)/banter demo
 
-test: models prometheus  ## unit, then integration tests against a real Kafka broker it starts itself
+test: models prometheus browser  ## unit, then integration tests against a real Kafka broker it starts itself
 	$(BIN)/pytest tests
 
 test-crash: models  ## the kill -9 test alone, with its figures printed
@@ -38,6 +38,11 @@ test-crash: models  ## the kill -9 test alone, with its figures printed
 prometheus:  ## Debian's Prometheus, which the observability tests run (apt-get, needs root)
 	@command -v prometheus >/dev/null || { echo "banter: installing Debian's prometheus for the observability tests"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus); }
+
+.PHONY: browser
+browser:  ## Debian's chromium (the web chat's browser test) and kcat (the README's examples) (apt-get, needs root)
+	@command -v chromium >/dev/null && command -v kcat >/dev/null || { echo "banter: installing Debian's chromium and kcat"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium kcat); }
 
 test-unit: setup  ## fast tests, no broker
 	$(BIN)/pytest tests/unit

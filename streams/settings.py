@@ -111,6 +111,33 @@ class Settings:
     generator_fault: str = _setting(
         "", "BANTER_GENERATOR_FAULT", "test knob: 'raise' makes every generator batch fail"
     )
+    gateway_host: str = _setting("127.0.0.1", "BANTER_GATEWAY_HOST", "HTTP gateway host (`banter gateway`)")
+    gateway_port: int = _setting(8066, "BANTER_GATEWAY_PORT", "HTTP gateway port")
+    gateway_tokens: Secret = _setting(
+        Secret(""), "BANTER_GATEWAY_TOKENS",
+        "gateway bearer token per platform, 'web=secret1,messenger=secret2'; empty = no auth (local use only)",
+    )
+    gateway_wait_ms: float = _setting(
+        1500.0, "BANTER_GATEWAY_WAIT_MS", "how long POST /v1/messages waits for the reply before answering 202"
+    )
+    gateway_max_body_bytes: int = _setting(16384, "BANTER_GATEWAY_MAX_BODY_BYTES", "larger request bodies get 413")
+    gateway_rate_per_s: float = _setting(
+        50.0, "BANTER_GATEWAY_RATE_PER_S", "requests per second per token (token bucket); over it, 429"
+    )
+    gateway_burst: int = _setting(100, "BANTER_GATEWAY_BURST", "requests a token may send at once (bucket size)")
+    gateway_webhooks: str = _setting(
+        "", "BANTER_GATEWAY_WEBHOOKS", "reply webhook per platform, 'web=https://host/path,...' (after a 202)"
+    )
+    gateway_remember: int = _setting(
+        100_000, "BANTER_GATEWAY_REMEMBER", "messages the gateway remembers (replies for GET, idempotent retries)"
+    )
+    gateway_conversations: int = _setting(
+        10_000, "BANTER_GATEWAY_CONVERSATIONS", "conversations whose recent turns the gateway keeps"
+    )
+    gateway_history_turns: int = _setting(50, "BANTER_GATEWAY_HISTORY_TURNS", "turns kept per conversation")
+    gateway_lookback_s: float = _setting(
+        300.0, "BANTER_GATEWAY_LOOKBACK_S", "on start, the gateway reads back this much of messages and replies"
+    )
     log_level: str = _setting("info", "BANTER_LOG_LEVEL", "worker log level")
     log_text: bool = _setting(False, "BANTER_LOG_TEXT", "include message text in logs")
 
@@ -148,6 +175,14 @@ class Settings:
             roles.add("understand")
         return "all" in roles or agent in roles
 
+    def gateway_token_map(self) -> dict[str, str]:
+        """Platform → bearer token, from ``BANTER_GATEWAY_TOKENS``."""
+        return _parse_pairs(self.gateway_tokens.reveal())
+
+    def gateway_webhook_map(self) -> dict[str, str]:
+        """Platform → webhook URL, from ``BANTER_GATEWAY_WEBHOOKS``."""
+        return _parse_pairs(self.gateway_webhooks)
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(variable, value, doc) for each setting; secrets stay hidden."""
         return [
@@ -170,3 +205,8 @@ def _parse(raw: str, kind: Any, name: str) -> Any:
 def _parse_budgets(raw: str) -> dict[str, float]:
     pairs = (item.split("=", 1) for item in raw.split(",") if "=" in item)
     return {key.strip(): float(value) for key, value in pairs}
+
+
+def _parse_pairs(raw: str) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in raw.split(",") if "=" in item)
+    return {key.strip(): value.strip() for key, value in pairs if key.strip() and value.strip()}

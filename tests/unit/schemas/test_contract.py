@@ -24,11 +24,11 @@ from schemas import (
     SchemaError,
     Turn,
     TurnRef,
+    contract,
     decode,
     encode,
     to_dict,
 )
-from schemas import contract
 from schemas.records import HistoryItem
 from streams.client import TOPICS
 
@@ -108,13 +108,15 @@ def _records() -> dict[str, Any]:
     return {
         "messages": Message("m1", "c1", "u1", "web", "hi", 1.0),
         "turns": Turn("m1", "c1", "u1", "web", "hi", 1.0, 2, [HistoryItem("bot", "yo", "m0")], 3.0, 10.0, 11.0),
-        "outputs": ModelOutput("m1", "c1", "understand", "v1", "understanding", "ok", 3.5, 10.2, label="greeting",
-                               confidence=0.9, in_scope=True, text="hey", score=0.7, turn=ref,
-                               versions={"intent": "v1", "responder": "v2"}),  # fmt: skip
+        "outputs": ModelOutput(
+            "m1", "c1", "understand", "v1", "understanding", "ok", 3.5, 10.2, label="greeting", confidence=0.9,
+            in_scope=True, text="hey", score=0.7, turn=ref, versions={"intent": "v1", "responder": "v2"},
+        ),
         "replies": Reply("m1", "c1", "u1", "web", "hey you", "canned", "greeting", 120.0, 10.3, model="persona"),
-        "events": Event("m1", "c1", "web", 2, "greeting", 0.9, "canned", None, 120.0,
-                        [Candidate("intent", "v1", "intent", "ok", 3.0, picked=True, label="greeting")],
-                        ["love_declaration"], 10.3),  # fmt: skip
+        "events": Event(
+            "m1", "c1", "web", 2, "greeting", 0.9, "canned", None, 120.0,
+            [Candidate("intent", "v1", "intent", "ok", 3.0, picked=True, label="greeting")], ["love_declaration"], 10.3,
+        ),
         "deadletter": DeadLetter("invalid_json", "x", "banter.messages", 3, 42, "context", "e30=", 10.0, "c1"),
     }
 
@@ -132,7 +134,7 @@ def _mutations(topic: str) -> list[tuple[str, dict[str, Any]]]:
     common: list[tuple[str, dict[str, Any]]] = [("reason is a number", {"reason": 7})]
     if topic != "deadletter":  # a dead letter carries what could not be read: no version check, no message_id
         common = [("message_id is a number", {"message_id": 7}), ("schema_version 9", {"schema_version": 9})]
-    return common + {
+    specific: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "messages": [("empty text", {"text": " "})],
         "turns": [("history speaker", {"history": [{"speaker": "alien", "text": "x"}]}), ("no turn", {"turn": None})],
         "outputs": [("status", {"status": "maybe"}), ("turn text empty", {"turn": {**to_dict(_records()["outputs"])
@@ -141,7 +143,8 @@ def _mutations(topic: str) -> list[tuple[str, dict[str, Any]]]:
         "events": [("candidate kind", {"candidates": [{"model": "x", "version": "1", "kind": "vibes",
                                                         "status": "ok", "latency_ms": 1.0}]})],
         "deadletter": [("offset", {"offset": 1.5}), ("partition", {"partition": "3"})],
-    }[topic]  # fmt: skip
+    }  # fmt: skip
+    return common + specific[topic]
 
 
 @pytest.mark.parametrize("topic", TOPICS)
