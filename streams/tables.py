@@ -36,5 +36,10 @@ async def persist(table: TableT, key: bytes, value: Any, partition: int, durable
 # written to the changelog partition of the input partition, so it moves with it
 progress: TableT = app.Table("progress", default=None, partitions=settings.partitions, key_type=bytes)
 
-# conversation_id -> models.analytics stats: messages, sources, intents, flags, fallbacks, recent ids
-analytics: TableT = app.Table("analytics", default=None, partitions=settings.partitions, key_type=bytes)
+# "partition|m|minute start" or "partition|h|hour start" -> a models.analytics window record of that
+# banter.events partition; readers of every partition read the changelog (streams.analytics), so it is
+# kept short: small segments, compacted eagerly, tombstones gone after a minute
+analytics: TableT = app.Table(
+    "analytics_windows", default=None, partitions=settings.partitions, key_type=bytes,
+    extra_topic_configs={"segment.ms": 60_000, "min.cleanable.dirty.ratio": 0.01, "delete.retention.ms": 60_000},
+)  # fmt: skip
