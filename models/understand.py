@@ -1,9 +1,11 @@
-"""Understanding a message: one embedding of the user's text serves the intent head and
+"""Understanding a message: one encoder call per micro-batch serves the intent head and
 the retrieval responder.
 
-Both models read the same sentence embedding; computing it once per message halves
-the encoder's work, and the responder then knows the detected intent (its replies
-written for that situation get their bonus).
+The intent head reads the embedding of the user's message alone; the responder's query
+mixes it with the recent context (the bot's last reply, the user's previous message).
+All the texts a batch needs (its messages and whatever context the responder has not
+seen) go through the encoder together, and the responder then knows the detected
+intent (its replies written for that intent get their bonus).
 """
 
 from __future__ import annotations
@@ -39,11 +41,17 @@ class Understander:
         self.version = digest_value([intent.version, responder.version])
 
     def predict(self, batch: Sequence[Dialogue]) -> list[Understanding]:
-        """The intent and the nearest persona reply of each dialogue's last user text."""
+        """The intent of each dialogue's last user text, and the nearest persona reply to
+        that text in its context."""
         if not batch:
             return []
-        x = self.intent.encoder.encode([dialogue.text for dialogue in batch])
-        intents = self.intent.from_embeddings(x)
+        texts = [dialogue.text for dialogue in batch]
+        needed = self.responder.context_needed(batch)
+        unique = list(dict.fromkeys(texts + needed))
+        x = self.intent.encoder.encode(unique)
+        row = {text: i for i, text in enumerate(unique)}
+        messages, context = x[[row[t] for t in texts]], {t: x[row[t]] for t in needed}
+        intents = self.intent.from_embeddings(messages)
         told = [replace(d, intent=i.label) for d, i in zip(batch, intents, strict=True)]
-        replies = self.responder.from_embeddings(told, x)
+        replies = self.responder.from_embeddings(told, messages, context)
         return [Understanding(i, r) for i, r in zip(intents, replies, strict=True)]

@@ -44,8 +44,8 @@ def test_intent_data_size_and_uniqueness() -> None:
 def test_response_bank_size() -> None:
     entries = responder.bank()
     assert len(entries) >= 300
-    assert len({text for _, text in entries}) == len(entries)
-    assert {s for s, _ in entries} <= set(dataset.intent_examples()) | {responder.GENERAL}
+    assert len({e.text for e in entries}) == len(entries)
+    assert {e.intent for e in entries} <= set(dataset.intent_examples()) | {responder.GENERAL}
 
 
 def test_held_out_split_is_fixed_and_covers_every_intent() -> None:

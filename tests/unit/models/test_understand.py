@@ -1,26 +1,43 @@
-"""The understand step: one embedding serves the intent head and the responder, with the
-same answers as running each model on its own."""
+"""The understand step: one encoder call serves the intent head and the responder, with
+the same answers as running each model on its own; the responder reads the context,
+the intent head does not."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from models import registry
+from models import registry, retrieval_eval
 from models.config import ModelConfig
+from models.responder import ContextWeights
 from models.types import Dialogue, Utterance
+
+pytestmark = pytest.mark.slow
 
 TEXTS = ("what's the weather like today?", "I rebuilt an old bicycle with my grandfather",
          "you're my best friend", "tell me a joke")  # fmt: skip
+ASKED = "Sure, ask me anything."
+"""A bot line that is not in the bank: the step embeds it (once for the whole batch)."""
+PIZZA = "Pizza is always the answer. What's the question?"
 
 
 def dialogues() -> list[Dialogue]:
-    said = Utterance("bot", "Sure, ask me anything.")
+    said = Utterance("bot", ASKED)
     return [Dialogue((said, Utterance("user", text)), seed=i) for i, text in enumerate(TEXTS)]
 
 
-@pytest.mark.slow
+def counting(encoder: Any, calls: list[list[str]]) -> None:
+    original = encoder.encode
+
+    def encode(texts: list[str]):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return original(texts)
+
+    encoder.encode = encode
+
+
 def test_understanding_matches_each_model_run_alone(built_config: ModelConfig) -> None:
     understander = registry.load("understand", built_config)
     intent, responder = understander.intent, understander.responder
@@ -36,22 +53,44 @@ def test_understanding_matches_each_model_run_alone(built_config: ModelConfig) -
         assert got.reply.score == pytest.approx(want_reply.score, abs=1e-5)
 
 
-@pytest.mark.slow
-def test_understanding_encodes_each_message_once(built_config: ModelConfig) -> None:
+def test_one_encoder_call_per_batch_and_no_text_embedded_twice(built_config: ModelConfig) -> None:
     understander = registry.load("understand", built_config)
     encoder = understander.intent.encoder
-    calls: list[int] = []
-    original = encoder.encode
-
-    def counting(texts: list[str]):  # type: ignore[no-untyped-def]
-        calls.append(len(texts))
-        return original(texts)
-
-    encoder.encode = counting  # type: ignore[method-assign]
+    calls: list[list[str]] = []
+    counting(encoder, calls)
     try:
-        understander.predict(dialogues())
+        first = understander.predict(dialogues())
+        later = [Dialogue((*d.history, Utterance("bot", u.reply.text), Utterance("user", "really?")))
+                 for d, u in zip(dialogues(), first, strict=True)]  # fmt: skip
+        understander.predict(later)
     finally:
         del encoder.encode
-    assert calls == [len(TEXTS)]
+    # the second turn's context (the previous messages, bank replies) is not embedded again
+    assert calls == [[*TEXTS, ASKED], ["really?"]]
     assert understander.versions == {"intent": understander.intent.version,
                                      "responder": understander.responder.version}  # fmt: skip
+
+
+def test_context_changes_the_reply_but_not_the_intent(built_config: ModelConfig) -> None:
+    understander = registry.load("understand", built_config)
+    contexts = [(), (Utterance("user", "I'm starving"), Utterance("bot", PIZZA)),
+                (Utterance("user", "my dog is so cute"), Utterance("bot", "Tell your furry friend I said hi.")),
+                (Utterance("user", "I have a crush"), Utterance("bot", "Ooh, a crush! Tell me everything. Who is it?"))]
+    batch = [Dialogue((*before, Utterance("user", "yes!"))) for before in contexts]
+    understood = understander.predict(batch)
+    alone = understander.intent.predict(["yes!"])[0]
+    assert all(u.intent.label == alone.label for u in understood)
+    assert all(u.intent.confidence == pytest.approx(alone.confidence, abs=1e-5) for u in understood)
+    intents = [understander.responder.tags(u.reply.text)[0] for u in understood[1:]]
+    assert intents == ["food", "pets", "crush"]
+
+
+def test_context_raises_the_hit_rate_on_the_retrieval_cases(built_config: ModelConfig) -> None:
+    understander = registry.load("understand", built_config)
+    cases = retrieval_eval.cases()
+    switches = [c for c in cases if c.topic_switch]
+    assert len(cases) >= 50 and switches
+    alone = retrieval_eval.hit_rate(understander, cases, ContextWeights(0.0, 0.0))
+    mixed = retrieval_eval.hit_rate(understander, cases, ContextWeights())
+    assert mixed >= 0.8 and mixed >= alone + 0.2
+    assert retrieval_eval.hit_rate(understander, switches, ContextWeights()) >= 0.9
