@@ -196,7 +196,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         reason = _HTTP_REASONS.get(exc.status, "http_error")
-        return _json(ErrorBody(ErrorDetail(exc.status, reason, exc.reason)), exc.status)
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # a 405 lists what is allowed
+        return _json(ErrorBody(ErrorDetail(exc.status, reason, exc.reason)), exc.status, headers)
     except asyncio.CancelledError:
         raise
     except Exception:
