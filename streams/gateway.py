@@ -2,9 +2,10 @@
 messages here and get the reply back, correlated by message_id.
 
 Routes: ``POST /v1/messages``, ``GET /v1/messages/{id}``, ``GET /v1/conversations/{id}``,
-``GET /openapi.json`` (generated from ``schemas.http``, see ``schemas.contract``) and the
-web chat at ``GET /chat``. Every error is a JSON ``ErrorBody`` with a reason; a bug
-answers 500 with no stack trace (the trace goes to the log).
+``GET /openapi.json`` (generated from ``schemas.http``, see ``schemas.contract``), the
+web chat at ``GET /chat`` and Prometheus metrics at ``GET /metrics``. Every error is a
+JSON ``ErrorBody`` with a reason; a bug answers 500 with no stack trace (the trace goes
+to the log).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from schemas import Message, SchemaError, decode
 from schemas.contract import openapi
 from schemas.http import Conversation, ErrorBody, ErrorDetail, MessageRequest
 from streams.gateway_kafka import Relay
 from streams.gateway_state import Conflict, Conversations, Entry, Ledger, RateLimits
+from streams.metrics import GatewayMetrics
 from streams.settings import Settings
 from streams.webhooks import Webhooks
 
@@ -56,25 +59,39 @@ class ApiError(Exception):
 class Gateway:
     """The routes and their state; ``relay`` is the Kafka side (started apart, see ``serve``)."""
 
-    def __init__(self, settings: Settings, relay_factory: Callable[..., Relay] = Relay) -> None:
+    def __init__(self, settings: Settings, relay_factory: Callable[..., Relay] = Relay,
+                 registry: CollectorRegistry | None = None) -> None:  # fmt: skip
         self.settings = settings
+        self.metrics = GatewayMetrics(registry or CollectorRegistry())
         self.tokens = settings.gateway_token_map()
         self.ledger = Ledger(settings.gateway_remember)
         self.conversations = Conversations(settings.gateway_conversations, settings.gateway_history_turns)
         self.limits = RateLimits(settings.gateway_rate_per_s, settings.gateway_burst)
-        self.webhooks = Webhooks(settings.gateway_webhook_map(), self.tokens)
+        self.webhooks = Webhooks(settings.gateway_webhook_map(), self.tokens,
+                                 on_outcome=lambda outcome: self.metrics.webhooks.labels(outcome).inc())  # fmt: skip
         self.relay = relay_factory(settings, self.ledger, self.conversations, self._replied)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.gateway_max_body_bytes,
-                              middlewares=[_errors, self._authorised])  # fmt: skip
+                              middlewares=[self._measured, _errors, self._authorised])  # fmt: skip
         app.router.add_post("/v1/messages", self.post_message)
         app.router.add_get("/v1/messages/{message_id}", self.get_message)
         app.router.add_get("/v1/conversations/{conversation_id}", self.get_conversation)
         app.router.add_get("/openapi.json", self.openapi)
         app.router.add_get("/chat", self.chat)
         app.router.add_get("/healthz", self.health)
+        app.router.add_get("/metrics", self.prometheus)
         return app
+
+    @web.middleware
+    async def _measured(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        self.metrics.requests.labels(route, str(response.status)).inc()
+        self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+        return response
 
     @web.middleware
     async def _authorised(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -112,13 +129,17 @@ class Gateway:
             raise ApiError(409, "message_id_reused", "this message_id was sent with a different body",
                            "message_id") from None  # fmt: skip
         await self._produced(entry, message, new)
+        if not new:
+            self.metrics.messages.labels("retried").inc()
         if entry.reply is None and wait_ms > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(entry.answered.wait(), wait_ms / 1000)
         if entry.reply is None:
             entry.push = True  # the reply, when it comes, goes to the webhook (if the platform has one)
             headers = {"Location": f"/v1/messages/{message.message_id}"}
+            self.metrics.messages.labels("pending").inc()
             return _json(entry.status(), 202, headers)
+        self.metrics.messages.labels("answered").inc()
         return _json(entry.status(), 200)
 
     def _message(self, body: bytes, platform: str) -> Message:
@@ -180,6 +201,12 @@ class Gateway:
     async def chat(self, request: web.Request) -> web.Response:
         page = resources.files("streams").joinpath("web/chat.html").read_text(encoding="utf-8")
         return web.Response(text=page, content_type="text/html")
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        self.metrics.remembered.set(len(self.ledger))
+        response = web.Response(body=generate_latest(self.metrics.registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "remembered": len(self.ledger)})

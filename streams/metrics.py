@@ -90,3 +90,29 @@ class Metrics:
             "banter_generator_degradation_level", "0 normal, 1 cheaper settings, 2 skipped",
             registry=registry,
         )  # fmt: skip
+
+
+class GatewayMetrics:
+    """The HTTP gateway's metrics (``banter gateway`` serves them at ``/metrics``); routes are templates."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "banter_gateway_requests_total", "HTTP requests by route template and status",
+            ["route", "status"], registry=registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "banter_gateway_request_latency_seconds", "Time to answer an HTTP request (a POST includes its wait)",
+            ["route"], buckets=LATENCY_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.messages = Counter(
+            "banter_gateway_messages_total", "POSTed messages: answered (200), pending (202), retried (not produced)",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.webhooks = Counter(
+            "banter_gateway_webhooks_total", "Webhook deliveries: delivered, failed (after every retry)",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.remembered = Gauge(
+            "banter_gateway_remembered_messages", "Messages the gateway remembers", registry=registry
+        )

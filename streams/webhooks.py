@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 
@@ -42,8 +43,9 @@ class Webhooks:
     """Delivers bodies to platforms' URLs in the background; at most ``concurrency`` at once."""
 
     def __init__(self, urls: dict[str, str], keys: dict[str, str], attempts: int = 5,
-                 backoff_s: float = 0.5, timeout_s: float = 5.0, concurrency: int = 64) -> None:  # fmt: skip
-        self.urls, self.keys = urls, keys
+                 backoff_s: float = 0.5, timeout_s: float = 5.0, concurrency: int = 64,
+                 on_outcome: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        self.urls, self.keys, self.on_outcome = urls, keys, on_outcome
         self.attempts, self.backoff_s, self.timeout_s = attempts, backoff_s, timeout_s
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[bool]] = set()
@@ -67,10 +69,16 @@ class Webhooks:
                     await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
                 if await self._post(platform, body):
                     self.delivered += 1
+                    self._outcome("delivered")
                     return True
             self.failed += 1
+            self._outcome("failed")
             log.warning("webhook gave up", extra={"platform": platform, "attempts": self.attempts})
             return False
+
+    def _outcome(self, outcome: str) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
 
     async def _post(self, platform: str, body: bytes) -> bool:
         headers = {"Content-Type": "application/json"}
@@ -78,7 +86,10 @@ class Webhooks:
             headers[HEADER] = sign(body, key, int(time.time()))
         try:
             async with self._client().post(self.urls[platform], data=body, headers=headers) as response:
-                return 200 <= response.status < 300
+                if 200 <= response.status < 300:
+                    return True
+                log.info("webhook attempt refused", extra={"platform": platform, "status": response.status})
+                return False
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("webhook attempt failed", extra={"platform": platform, "error": type(exc).__name__})
             return False

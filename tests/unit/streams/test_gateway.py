@@ -260,3 +260,17 @@ async def test_an_open_gateway_takes_requests_without_a_token(make_client: Any) 
     response = await client.post("/v1/messages", json=body(platform="kiosk"), headers={})
     assert response.status == 200
     assert gateway.relay.produced[0].platform == "kiosk"
+
+
+async def test_metrics_count_requests_by_route_template(make_client: Any) -> None:
+    client, _ = await make_client()
+    await client.post("/v1/messages", json=body(message_id="metric-1"), headers=WEB)
+    await client.post("/v1/messages", json=body(message_id="metric-1"), headers=WEB)
+    await client.get("/v1/messages/metric-1", headers=WEB)
+    await client.get("/v1/messages/another", headers=WEB)
+    text = await (await client.get("/metrics")).text()
+    assert 'banter_gateway_requests_total{route="/v1/messages",status="200"} 2.0' in text
+    assert 'banter_gateway_requests_total{route="/v1/messages/{message_id}",status="404"} 1.0' in text
+    assert 'banter_gateway_messages_total{outcome="retried"} 1.0' in text
+    assert "banter_gateway_remembered_messages 1.0" in text
+    assert "metric-1" not in text and "another" not in text  # no ids in labels
