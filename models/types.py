@@ -32,10 +32,16 @@ class IntentResult:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A reply text proposed by a model, with the model's own score."""
+    """A reply text proposed by a model, with the model's own score.
+
+    ``truncated``: the generator hit a cap before the reply's end. ``quality``: the
+    selector's estimate that the reply makes sense here (``models.selector``).
+    """
 
     text: str
     score: float
+    truncated: bool = False
+    quality: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

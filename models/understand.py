@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from models.hashing import digest_value
 from models.intent import IntentModel
 from models.responder import Responder
+from models.selector import Selector
 from models.types import Candidate, Dialogue, IntentResult
 
 
@@ -28,17 +29,20 @@ class Understanding:
 
 
 class Understander:
-    """Model[Dialogue, Understanding]: encode once, then the intent head and the responder."""
+    """Model[Dialogue, Understanding]: encode once, then the intent head and the responder;
+    the selector (when given) rates the retrieved reply."""
 
     name = "understand"
 
-    def __init__(self, intent: IntentModel, responder: Responder) -> None:
+    def __init__(self, intent: IntentModel, responder: Responder, scorer: Selector | None = None) -> None:
         if intent.encoder is not responder.encoder:
             raise ValueError("the intent head and the responder must share one encoder")
         self.intent = intent
         self.responder = responder
-        self.versions = {"intent": intent.version, "responder": responder.version}
-        self.version = digest_value([intent.version, responder.version])
+        self.scorer = scorer
+        selected = [responder.version, scorer.version] if scorer else responder.version
+        self.versions = {"intent": intent.version, "responder": digest_value(selected) if scorer else responder.version}
+        self.version = digest_value([intent.version, self.versions["responder"]])
 
     def predict(self, batch: Sequence[Dialogue]) -> list[Understanding]:
         """The intent of each dialogue's last user text, and the nearest persona reply to
@@ -54,4 +58,6 @@ class Understander:
         intents = self.intent.from_embeddings(messages)
         told = [replace(d, intent=i.label) for d, i in zip(batch, intents, strict=True)]
         replies = self.responder.from_embeddings(told, messages, context)
+        if self.scorer is not None:
+            replies = self.scorer.assess(batch, replies, generated=False, message_vectors=messages)
         return [Understanding(i, r) for i, r in zip(intents, replies, strict=True)]

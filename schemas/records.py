@@ -158,6 +158,7 @@ class ModelOutput(msgspec.Struct, frozen=True):
     text: str | None = None
     score: float | None = None
     reason: str | None = None
+    quality: float | None = None  # a reply's selector quality: the estimated chance it makes sense (0-1)
     turn: TurnRef | None = None  # the turn it answers, so the router can open the message from either record
     versions: dict[str, str] | None = None  # an understanding's parts: {"intent": version, "responder": version}
     schema_version: int = SCHEMA_VERSION
@@ -211,6 +212,7 @@ class Candidate(msgspec.Struct, frozen=True):
     confidence: float | None = None
     text: str | None = None
     score: float | None = None
+    quality: float | None = None
 
 
 class Event(msgspec.Struct, frozen=True):

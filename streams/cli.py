@@ -51,9 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--conversation", default=None)
     _add(sub, "demo", "set everything up, run a worker and a scripted conversation", _demo)
     models = _add(sub, "models", "build, check and evaluate the models", _models)
-    models.add_argument("action", choices=["build", "check", "eval", "train-generator"])
+    models.add_argument("action", choices=["build", "check", "eval", "eval-dialogue", "selector-data", "fit-selector"])
     models.add_argument("--data", help="CLINC150-format JSON for `eval` (default: banter's own held-out split)")
+    models.add_argument("--out", default="reports", help="folder for eval-dialogue's report (default: reports/)")
+    models.add_argument("--no-generator", action="store_true", help="eval-dialogue without the generator (baseline)")
+    models.add_argument("--labels", help="rated candidates for fit-selector (default: the shipped labels)")
     _add(sub, "settings", "print every setting, its variable and value", _settings)
+    analytics = _add(sub, "analytics", "windowed analytics over every partition (last hour, last week)", _analytics)
+    analytics.add_argument("--json", action="store_true", help="the whole report as JSON, with every window")
+    _add(sub, "gateway", "the HTTP gateway for platforms, and the web chat at /chat", _gateway)
+    contract = _add(sub, "contract", "write the wire contract (JSON Schemas, AsyncAPI, OpenAPI) under schemas/",
+                    _contract)  # fmt: skip
+    contract.add_argument("--check", action="store_true", help="only check that the files are up to date")
     # `banter bench --help` lists its options: they belong to benchmarks.bench, so this parser takes them all as is
     bench = sub.add_parser("bench", help="the pipeline under load: reports/bench.{md,json,png}", add_help=False,
                            prefix_chars="+")  # fmt: skip
@@ -102,7 +111,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     from streams import runner
 
-    return runner.models(args.action, settings, args.data)
+    return runner.models(args.action, settings, args)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,6 +121,30 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from benchmarks.bench import main
 
     return main(args.options)
+
+
+def _gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import gateway
+
+    return gateway.run(settings, progress)
+
+
+def _contract(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from schemas import contract
+
+    root = Path(contract.__file__).parent
+    stale = contract.stale(root) if args.check else contract.write(root)
+    for path in stale:
+        progress(f"{'out of date' if args.check else 'wrote'}: {path}")
+    return 1 if args.check and stale else 0
+
+
+def _analytics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import analytics
+
+    return analytics.run(settings, args.json)
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> int:

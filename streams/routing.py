@@ -26,6 +26,7 @@ from typing import Any
 
 from models.latency import LatencyTracker
 from models.policy import PolicyConfig, Seen, Situation, decide, seed_of
+from models.selector import load_weights
 from schemas import Candidate, Event, ModelOutput, Reply, Turn, TurnRef, encode, to_dict
 from schemas.codec import from_obj
 from streams.settings import Settings
@@ -42,12 +43,8 @@ Conversation = dict[str, Any]
 
 def context(settings: Settings) -> Context:
     """The router's context, from the settings."""
-    policy = PolicyConfig(
-        canned_confidence=settings.canned_confidence,
-        uncertain_confidence=settings.uncertain_confidence,
-        long_conversation_turns=settings.long_conversation_turns,
-        min_retrieval_score=settings.min_retrieval_score,
-    )
+    accept = settings.accept_quality if settings.accept_quality >= 0 else load_weights().accept_now
+    policy = PolicyConfig(canned_confidence=settings.canned_confidence, accept_now=accept)
     return Context(policy, settings.shadow_grace_ms / 1000, Arrivals(quantile=settings.latency_quantile),
                    margin_s=settings.reply_margin_ms / 1000, late_wait_s=settings.late_wait_ms / 1000)
 
@@ -205,7 +202,7 @@ def on_output(conv: Conversation, output: ModelOutput, ctx: Context, partition: 
 
 
 INTENT_FIELDS = ("label", "confidence", "in_scope")
-REPLY_FIELDS = ("text", "score")
+REPLY_FIELDS = ("text", "score", "quality")
 
 
 def candidates_of(output: ModelOutput) -> dict[str, dict[str, Any]]:
@@ -325,7 +322,7 @@ def _situation(entry: Entry) -> Situation:
 
 def _seen(entry: Entry, ctx: Context | None = None) -> dict[str, Seen]:
     """The outputs so far; with ``ctx``, a model due after the answer time counts as skipped."""
-    keys = ("status", "label", "confidence", "in_scope", "text", "score", "reason")
+    keys = ("status", "label", "confidence", "in_scope", "text", "score", "reason", "quality")
     seen = {name: Seen(name, **{k: out.get(k) for k in keys}) for name, out in entry["outputs"].items()}
     if ctx is not None:
         turn = entry["turn"]
@@ -373,7 +370,7 @@ def _candidate(entry: Entry, name: str) -> Candidate:
         latency_ms=out["latency_ms"], picked=(entry["decision"] or {}).get("model") == name,
         late=entry["arrived"][name] > (entry["replied_at"] or float("inf")),
         reason=out.get("reason"), label=out.get("label"), confidence=out.get("confidence"),
-        text=out.get("text"), score=out.get("score"),
+        text=out.get("text"), score=out.get("score"), quality=out.get("quality"),
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from schemas import Reply
 from streams.broker import BrokerError, LocalKafka, port_open
@@ -124,8 +125,8 @@ def _read_line() -> str | None:
         return None
 
 
-def models(action: str, settings: Settings, data: str | None) -> int:
-    from models import artifacts, evaluate, generator
+def models(action: str, settings: Settings, args: Any) -> int:
+    from models import artifacts, evaluate
     from streams.services import model_config
 
     config = model_config(settings)
@@ -138,8 +139,47 @@ def models(action: str, settings: Settings, data: str | None) -> int:
         print("\n".join(problems) if problems else "models ready")
         return 1 if problems else 0
     elif action == "eval":
+        data = args.data
         report = evaluate.run(Path(data), config, progress) if data else evaluate.run_project(config, progress)
         print(report)
     else:
-        print(json.dumps(generator.train(config, progress), indent=2))
+        return dialogue_command(action, config, args)
+    return 0
+
+
+OFFLINE_GENERATOR_TIME_S = 120.0
+
+
+def dialogue_command(action: str, config: Any, args: Any) -> int:
+    """eval-dialogue, selector-data and fit-selector: the reply selection's offline side."""
+    from dataclasses import replace
+
+    from models import dialogue_eval, registry, selector
+
+    config = replace(config, generator_max_time_s=OFFLINE_GENERATOR_TIME_S)  # offline, every reply is finished
+    encoder = registry.encoder_for(config)
+    if action == "fit-selector":
+        path = Path(args.labels) if args.labels else selector.LABELS_FILE
+        weights = dialogue_eval.fit_selector(encoder, json.loads(path.read_text()))
+        selector.WEIGHTS_FILE.write_text(json.dumps(weights, indent=1) + "\n")
+        progress(f"selector: fitted on {weights['fitted_on']}, wrote {selector.WEIGHTS_FILE}")
+        print(json.dumps(weights, indent=1))
+        return 0
+    scorer = selector.Selector(encoder, None if action == "eval-dialogue" else selector.NEUTRAL)
+    generator = None if args.no_generator else registry.load_generator(config, scorer)
+    bot = dialogue_eval.Bot(registry.load_understander(config, scorer), generator, scorer)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if action == "selector-data":
+        items = dialogue_eval.rating_items(bot, progress)
+        path = out / "selector-candidates.json"
+        path.write_text(json.dumps(items, indent=1, ensure_ascii=False))
+        progress(f"selector data: {len(items)} candidates to rate in {path}")
+        return 0
+    results = dialogue_eval.replay(bot, dialogue_eval.eval_conversations(), progress)
+    rep = dialogue_eval.report(results, encoder)
+    (out / "eval-dialogue.json").write_text(json.dumps(rep, indent=1, ensure_ascii=False))
+    (out / "eval-dialogue.md").write_text(dialogue_eval.markdown(rep))
+    print(dialogue_eval.markdown(rep))
+    progress(f"eval-dialogue: report in {out / 'eval-dialogue.md'}")
     return 0

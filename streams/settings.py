@@ -67,14 +67,9 @@ class Settings:
     canned_confidence: float = _setting(
         0.7, "BANTER_CANNED_CONFIDENCE", "intent confidence that earns a canned reply at once"
     )
-    uncertain_confidence: float = _setting(
-        0.55, "BANTER_UNCERTAIN_CONFIDENCE", "below this intent confidence, prefer the generator"
-    )
-    long_conversation_turns: int = _setting(
-        6, "BANTER_LONG_CONVERSATION_TURNS", "from this turn on, prefer the generator"
-    )
-    min_retrieval_score: float = _setting(
-        0.25, "BANTER_MIN_RETRIEVAL_SCORE", "retrieval similarity below which a reply is weak"
+    accept_quality: float = _setting(
+        -1.0, "BANTER_ACCEPT_QUALITY",
+        "a retrieval reply this good is sent without waiting for the generator; -1 = the selector's fitted value",
     )
     latency_quantile: float = _setting(
         0.95, "BANTER_LATENCY_QUANTILE", "quantile of live model latency used to predict misses"
@@ -95,7 +90,7 @@ class Settings:
     encoder: str = _setting("", "BANTER_ENCODER", "encoder HF id or path; empty = packaged MiniLM")
     precision: str = _setting("fp32", "BANTER_PRECISION", "encoder precision: fp32 or int8")
     ort_threads: int = _setting(1, "BANTER_ORT_THREADS", "onnxruntime intra-op threads")
-    generator: str = _setting("", "BANTER_GENERATOR", "causal LM HF id or path; empty = banter's")
+    generator: str = _setting("", "BANTER_GENERATOR", "causal LM HF id or path; empty = SmolLM2-135M-Instruct")
     generator_max_new_tokens: int = _setting(
         32, "BANTER_GENERATOR_MAX_NEW_TOKENS", "cap on generated tokens"
     )
@@ -103,7 +98,7 @@ class Settings:
         0.6, "BANTER_GENERATOR_MAX_TIME_S", "cap on one generation's wall time"
     )
     generator_threads: int = _setting(
-        1, "BANTER_GENERATOR_THREADS", "torch threads for the generator (the rest serve the encoder and the loop)"
+        1, "BANTER_GENERATOR_THREADS", "CTranslate2 threads for the generator (the rest serve the encoder and the loop)"
     )
     generator_delay_ms: float = _setting(
         0.0, "BANTER_GENERATOR_DELAY_MS", "test knob: extra delay per generator batch"

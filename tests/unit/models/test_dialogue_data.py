@@ -16,7 +16,7 @@ DATA_DIR = Path(__file__).resolve().parents[3] / "models" / "data"
 EVAL_FILE = DATA_DIR / "eval_dialogues.json"
 SELECTOR_FILE = DATA_DIR / "selector_dialogues.json"
 # Files the encoder, intent head, responder and generator are trained or built from.
-TRAINING_FILES = ("intents.json", "oos.json", "responses.json", "canned.json", "dialogue_scenes.json")
+TRAINING_FILES = ("intents.json", "oos.json", "responses.json", "canned.json")
 
 BLOCKED = re.compile(r"\b(idiot|stupid|ugly|fat|hate you|shut up|damn|hell|sexy|kill\w*)\b", re.I)
 MAX_CHARS = 200

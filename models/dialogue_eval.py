@@ -1,0 +1,289 @@
+"""Multi-turn evaluation of banter's replies, and the data the response selector is fitted on.
+
+``evaluate`` replays the held-out conversations (``models/data/eval_dialogues.json``:
+project-written user turns, never used for training or fitting) through the same
+models and the same routing policy the router runs, in-process: each user turn gets
+the understand step (intent and retrieval), the generator, the selector's quality for
+each candidate, and ``policy.decide``; the chosen reply enters the history of the next
+turn. It reports, per source and for the chosen reply: relevance to the message and to
+the context, distinct-1/2, repetition and echo rates, length, the generator's share and
+the mean selection latency, and a sample of turns side by side.
+
+``rating_items`` and ``fit_selector`` make and use the selector's fitting data (the
+turns of ``models/data/selector_dialogues.json``, a different set of conversations).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models import policy, selector
+from models.dataset import DATA_DIR, read_json
+from models.types import Candidate, Dialogue, Utterance
+
+EVAL_FILE = DATA_DIR / "eval_dialogues.json"
+FIT_FILE = DATA_DIR / "selector_dialogues.json"
+SOURCES = ("canned", "retrieval", "generative", "fallback")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """One user turn of a replayed conversation: every candidate, and the choice."""
+
+    conversation: str
+    turn: int
+    history: tuple[Utterance, ...]
+    intent: str | None
+    intent_confidence: float
+    retrieval: Candidate
+    generated: Candidate | None
+    decision: policy.Decision
+    select_ms: float
+
+    @property
+    def message(self) -> str:
+        return self.history[-1].text
+
+
+@dataclass
+class Bot:
+    """The router's choice, in-process: understand, generate, score, decide."""
+
+    understander: Any
+    generator: Any | None
+    scorer: selector.Selector
+    config: policy.PolicyConfig = field(default_factory=policy.PolicyConfig)
+
+    def respond(self, conversations: Sequence[str], histories: Sequence[tuple[Utterance, ...]],
+                turns: Sequence[int]) -> list[TurnResult]:  # fmt: skip
+        """One reply per history (each ending with a user turn), the batch run as the agents would."""
+        dialogues = [Dialogue(h, seed=policy.seed_of(f"{c}:{t}")) for c, h, t in zip(conversations, histories, turns,
+                                                                                        strict=True)]  # fmt: skip
+        understood = self.understander.predict(dialogues)
+        replies = [u.reply for u in understood]
+        if any(r.quality is None for r in replies):
+            replies = self.scorer.assess(dialogues, replies, generated=False)
+        generated = self.generator.predict(dialogues) if self.generator is not None else [None] * len(dialogues)
+        out = []
+        for i, dialogue in enumerate(dialogues):
+            outputs = _seen(understood[i].intent, replies[i], generated[i])
+            situation = policy.Situation(dialogue.text, turns[i], tuple(selector.recent_bot(dialogue)), dialogue.seed)
+            started = time.perf_counter()
+            decision = policy.decide(situation, outputs, self.config, final=True)
+            select_ms = (time.perf_counter() - started) * 1000
+            assert decision is not None  # final decisions always answer
+            out.append(TurnResult(conversations[i], turns[i], dialogue.history, understood[i].intent.label,
+                                  float(understood[i].intent.confidence), replies[i], generated[i], decision,
+                                  select_ms))  # fmt: skip
+        return out
+
+
+def _seen(intent: Any, reply: Candidate, generated: Candidate | None) -> dict[str, policy.Seen]:
+    seen = {
+        "intent": policy.Seen("intent", "ok", label=intent.label, confidence=intent.confidence,
+                              in_scope=intent.in_scope),
+        "responder": policy.Seen("responder", "ok", text=reply.text, score=reply.score, quality=reply.quality),
+    }  # fmt: skip
+    if generated is not None:
+        seen["generator"] = policy.Seen("generator", "ok", text=generated.text, score=generated.score,
+                                        quality=generated.quality)  # fmt: skip
+    else:
+        seen["generator"] = policy.Seen("generator", "skipped", reason="disabled")
+    return seen
+
+
+def eval_conversations(path: Path = EVAL_FILE) -> list[tuple[str, list[str]]]:
+    """(id, user turns) of the held-out conversations."""
+    data = read_json(path)
+    return [(c["id"], list(c["user_turns"])) for c in data["conversations"]]
+
+
+def fit_conversations(path: Path = FIT_FILE) -> list[tuple[str, list[Utterance]]]:
+    """(id, turns) of the selector's fitting conversations, both sides written."""
+    data = read_json(path)
+    return [(c["id"], [Utterance(t["speaker"], t["text"]) for t in c["turns"]]) for c in data["conversations"]]
+
+
+def replay(bot: Bot, conversations: Sequence[tuple[str, list[str]]], progress: Progress) -> list[TurnResult]:
+    """Every conversation turn by turn, all conversations' k-th turns in one batch."""
+    histories: dict[str, tuple[Utterance, ...]] = {cid: () for cid, _ in conversations}
+    results: list[TurnResult] = []
+    longest = max((len(turns) for _, turns in conversations), default=0)
+    for k in range(longest):
+        live = [(cid, turns[k]) for cid, turns in conversations if k < len(turns)]
+        progress(f"eval-dialogue: turn {k + 1}/{longest} of {len(live)} conversations")
+        asked = [(*histories[cid], Utterance("user", text)) for cid, text in live]
+        for result in bot.respond([cid for cid, _ in live], asked, [k + 1] * len(live)):
+            results.append(result)
+            histories[result.conversation] = (*result.history, Utterance("bot", result.decision.text))
+    return results
+
+
+def _distinct(texts: Iterable[str], n: int) -> float:
+    grams: list[tuple[str, ...]] = []
+    for text in texts:
+        words = selector.words(text)
+        grams += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def measure(encoder: selector.Encoder, items: Sequence[tuple[Dialogue, str]]) -> dict[str, float]:
+    """Relevance, distinct-n, repetition, echo and length of replies given their dialogues."""
+    if not items:
+        return {}
+    rows = selector.feature_rows(encoder, [d for d, _ in items], [Candidate(t, 0.0) for _, t in items],
+                                 [False] * len(items))  # fmt: skip
+    col = {name: rows[:, i] for i, name in enumerate(selector.FEATURES)}
+    texts = [t for _, t in items]
+    return {
+        "n": len(items),
+        "relevance_message": round(float(np.mean(col["rel_msg"])), 3),
+        "relevance_context": round(float(np.mean(col["rel_ctx"])), 3),
+        "distinct_1": round(_distinct(texts, 1), 3),
+        "distinct_2": round(_distinct(texts, 2), 3),
+        "repetition_rate": round(float(np.mean(col["repeat"] >= 0.8)), 3),
+        "echo_rate": round(float(np.mean(col["echo"] >= 0.5)), 3),
+        "mean_words": round(statistics.fmean(len(selector.words(t)) for t in texts), 1),
+        "empty": sum(1 for t in texts if not t.strip()),
+        "unsafe": sum(1 for t in texts if selector.unsafe(t)),
+    }
+
+
+def report(results: Sequence[TurnResult], encoder: selector.Encoder, sample: int = 20) -> dict[str, Any]:
+    """The eval-dialogue report: metrics per candidate source and for the chosen replies, and a sample."""
+    def item(r: TurnResult, text: str) -> tuple[Dialogue, str]:
+        return Dialogue(r.history), text
+
+    chosen = [item(r, r.decision.text) for r in results]
+    per_source = {
+        "retrieval (candidate)": measure(encoder, [item(r, r.retrieval.text) for r in results]),
+        "generator (candidate)": measure(encoder, [item(r, r.generated.text) for r in results if r.generated]),
+        "chosen": measure(encoder, chosen),
+    }
+    sources = {s: sum(1 for r in results if r.decision.source == s) for s in SOURCES}
+    picked = random.Random(0).sample(list(results), min(sample, len(results)))
+    return {
+        "turns": len(results),
+        "conversations": len({r.conversation for r in results}),
+        "metrics": per_source,
+        "chosen_sources": sources,
+        "generator_share": round(sources["generative"] / max(1, len(results)), 3),
+        "mean_select_ms": round(statistics.fmean(r.select_ms for r in results), 4) if results else 0.0,
+        "generated_quality_mean": _mean(r.generated.quality for r in results if r.generated),
+        "retrieval_quality_mean": _mean(r.retrieval.quality for r in results),
+        "sample": [_sample_row(r) for r in sorted(picked, key=lambda r: (r.conversation, r.turn))],
+    }
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(statistics.fmean(kept), 3) if kept else None
+
+
+def _sample_row(r: TurnResult) -> dict[str, Any]:
+    return {
+        "conversation": r.conversation, "turn": r.turn, "message": r.message,
+        "intent": f"{r.intent} ({r.intent_confidence:.2f})",
+        "retrieval": f"{r.retrieval.text} [q={_q(r.retrieval)}]",
+        "generator": f"{r.generated.text} [q={_q(r.generated)}]" if r.generated else "(off)",
+        "chosen": r.decision.source, "why": r.decision.why,
+    }  # fmt: skip
+
+
+def _q(c: Candidate) -> str:
+    return "-" if c.quality is None else f"{c.quality:.2f}"
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    """The report as markdown."""
+    lines = [f"# banter eval-dialogue: {rep['conversations']} held-out conversations, {rep['turns']} turns", ""]
+    keys = ["n", "relevance_message", "relevance_context", "distinct_1", "distinct_2", "repetition_rate",
+            "echo_rate", "mean_words", "empty", "unsafe"]  # fmt: skip
+    lines += ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, m in rep["metrics"].items():
+        lines.append(f"| {name} | " + " | ".join(str(m.get(k, "")) for k in keys) + " |")
+    lines += ["", "Chosen sources: " + ", ".join(f"{k} {v}" for k, v in rep["chosen_sources"].items()),
+              f"Generator share: {rep['generator_share']:.1%}; mean selection latency {rep['mean_select_ms']} ms; "
+              f"mean quality: retrieval {rep['retrieval_quality_mean']}, generator {rep['generated_quality_mean']}",
+              "", "## Sample turns", "",
+              "| conv | turn | message | intent | retrieval | generator | chosen | why |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in rep["sample"]:
+        cells = [str(row[k]).replace("|", "/") for k in ("conversation", "turn", "message", "intent", "retrieval",
+                                                          "generator", "chosen", "why")]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rating_items(bot: Bot, progress: Progress, seed: int = 0) -> list[dict[str, Any]]:
+    """Candidates to rate for each user turn of the fitting conversations: the written reply, a
+    reply written for another conversation, and retrieval's and the generator's replies."""
+    conversations = fit_conversations()
+    all_bot = [(cid, t.text) for cid, turns in conversations for t in turns if t.speaker == "bot"]
+    rng = random.Random(seed)
+    contexts: list[tuple[str, int, tuple[Utterance, ...], str]] = []
+    for cid, turns in conversations:
+        for i, t in enumerate(turns):
+            if t.speaker == "user" and i + 1 < len(turns):
+                contexts.append((cid, i // 2 + 1, tuple(turns[: i + 1]), turns[i + 1].text))
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(contexts), 32):
+        chunk = contexts[start : start + 32]
+        progress(f"selector data: turns {start + 1}-{start + len(chunk)} of {len(contexts)}")
+        results = bot.respond([c[0] for c in chunk], [c[2] for c in chunk], [c[1] for c in chunk])
+        for (cid, turn, history, written), result in zip(chunk, results, strict=True):
+            other = rng.choice([text for c, text in all_bot if c != cid])
+            base = {"conversation": cid, "turn": turn, "context": [[u.speaker, u.text] for u in history]}
+            items += [{**base, "source": "written", "text": written, "score": 0.0, "truncated": False},
+                      {**base, "source": "other", "text": other, "score": 0.0, "truncated": False},
+                      {**base, "source": "retrieval", "text": result.retrieval.text, "score": result.retrieval.score,
+                       "truncated": False}]  # fmt: skip
+            if result.generated is not None:
+                items.append({**base, "source": "generator", "text": result.generated.text,
+                              "score": result.generated.score, "truncated": result.generated.truncated})  # fmt: skip
+    return items
+
+
+def fit_selector(encoder: selector.Encoder, labelled: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Fit the selector's weights on rated candidates (each with ``sensible`` 0/1)."""
+    rated = [x for x in labelled if x.get("sensible") is not None]
+    dialogues = [Dialogue(tuple(Utterance(s, t) for s, t in x["context"])) for x in rated]
+    candidates = [Candidate(x["text"], float(x["score"]), bool(x["truncated"])) for x in rated]
+    generated = [x["source"] == "generator" for x in rated]
+    rows = selector.feature_rows(encoder, dialogues, candidates, generated)
+    labels = np.array([int(x["sensible"]) for x in rated])
+    weights = selector.fit(rows, labels, [])
+    fitted = selector.Weights(tuple(weights["coef"]), weights["intercept"], 1.0)
+    quality = fitted.quality(rows)
+    by_turn: dict[tuple[str, int], dict[str, float]] = {}
+    for x, q in zip(rated, quality, strict=True):
+        by_turn.setdefault((x["conversation"], x["turn"]), {})[x["source"]] = float(q)
+    pairs = [(t["retrieval"], t["generator"]) for t in by_turn.values() if "retrieval" in t and "generator" in t]
+    weights["accept_now"] = selector.accept_threshold(pairs)
+    weights["fitted_on"] = {"candidates": len(rated), "sensible": int(labels.sum()),
+                            "by_source": _label_counts(rated)}  # fmt: skip
+    weights["train_accuracy"] = round(float(np.mean((quality >= 0.5) == labels)), 3)
+    return weights
+
+
+def _label_counts(rated: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for x in rated:
+        counts = out.setdefault(x["source"], [0, 0])
+        counts[0] += int(x["sensible"])
+        counts[1] += 1
+    return out
+
+
+def without_generator(bot: Bot) -> Bot:
+    """The same bot with retrieval and canned replies only (a baseline)."""
+    return replace(bot, generator=None)

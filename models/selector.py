@@ -1,0 +1,196 @@
+"""The response selector: how likely a candidate reply is to make sense where it would be said.
+
+Every reply candidate (retrieval or generated) gets a few cheap signals: its relevance
+to the user's message and to the recent conversation (cosine of sentence embeddings),
+echo of the user's words, repetition of the bot's recent replies, length, whether it
+asks back, assistant-style hedges and refusals, whether it was cut off, and, for the
+generator, its own mean token log-probability. A logistic model turns them into
+``quality``, the probability that the reply is sensible. An unsafe reply gets 0.
+
+The weights are fitted, not guessed (``fit``): on candidates for the turns of the
+project's selector dialogues (``models/data/selector_dialogues.json``: the written
+reply, a reply from another conversation, retrieval's and the generator's), each rated
+sensible or not (``models/data/selector_labels.json``). They ship as
+``models/data/selector.json``, with ``accept_now``: a retrieval reply that good is
+sent without waiting for the generator, because on the fitting data the generator
+almost never beat it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from models.dataset import DATA_DIR
+from models.hashing import digest_files
+from models.types import Candidate, Dialogue
+
+WEIGHTS_FILE = DATA_DIR / "selector.json"
+LABELS_FILE = DATA_DIR / "selector_labels.json"
+FEATURES = ("rel_msg", "rel_ctx", "echo", "repeat", "length", "question", "hedge", "unfinished",
+            "generated", "confidence")  # fmt: skip
+RECENT_BOT = 3
+LONG_WORDS = 40
+
+_WORD = re.compile(r"[a-z0-9']+")
+_HEDGE = re.compile(
+    r"\b(as an ai|language model|as a chatbot|i'?m sorry,? but|i can'?t (help|assist)|i don'?t have the ability"
+    r"|i'?m not able to|i'?m not sure what|can you please|i cannot)\b"
+)
+_END = re.compile(r"[.!?…)\"'”]\s*$|[\U0001F300-\U0001FAFF]\s*$")
+UNSAFE = frozenset({
+    "kill yourself", "kys", "retard", "retarded", "faggot", "fag", "nigger", "nigga", "tranny", "whore", "slut",
+    "cunt", "rape", "raped", "rapist", "nazi", "heil", "suicide", "self-harm", "porn", "pedophile", "terrorist",
+    "bitch", "fuck", "fucking", "motherfucker", "dickhead", "asshole", "bastard", "shit", "die in",
+})  # fmt: skip
+"""Words and phrases a banter reply never contains (a reply with one scores 0)."""
+
+
+class Encoder(Protocol):
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A fitted logistic model over ``FEATURES``, and the don't-wait threshold."""
+
+    coef: tuple[float, ...]
+    intercept: float
+    accept_now: float
+    version: str = ""
+
+    def quality(self, x: np.ndarray) -> np.ndarray:
+        """P(sensible) for each row of features."""
+        z = x @ np.asarray(self.coef) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+NEUTRAL = Weights((0.0,) * len(FEATURES), 0.0, 1.0, "neutral")
+"""Every candidate 0.5: for making the fitting data before any weights exist."""
+
+
+@lru_cache(maxsize=4)
+def load_weights(path: Path = WEIGHTS_FILE) -> Weights:
+    """The shipped weights; FileNotFoundError names the command that fits them."""
+    if not path.is_file():
+        raise FileNotFoundError(f"selector weights missing at {path}: run `banter models fit-selector`")
+    data = json.loads(path.read_text())
+    if tuple(data["features"]) != FEATURES:
+        raise ValueError(f"selector weights at {path} are for other features: run `banter models fit-selector`")
+    return Weights(tuple(data["coef"]), float(data["intercept"]), float(data["accept_now"]), digest_files([path]))
+
+
+def unsafe(text: str) -> bool:
+    """Whether ``text`` holds a word or phrase banter never says."""
+    lowered = " ".join(_WORD.findall(text.lower()))
+    words = set(lowered.split())
+    return any((phrase in words) if " " not in phrase else (f" {phrase} " in f" {lowered} ") for phrase in UNSAFE)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def overlap(a: str, b: str) -> float:
+    """Word-set Jaccard similarity (0 when either is empty)."""
+    x, y = set(words(a)), set(words(b))
+    return len(x & y) / len(x | y) if x and y else 0.0
+
+
+def context_text(dialogue: Dialogue) -> str:
+    """The conversation just before the user's message: the previous user turn and the bot's last reply."""
+    earlier = [u.text for u in dialogue.history[:-1][-2:]]
+    return " ".join(earlier)
+
+
+def recent_bot(dialogue: Dialogue) -> list[str]:
+    return [u.text for u in dialogue.history[:-1] if u.speaker == "bot"][-RECENT_BOT:]
+
+
+def features(text: str, dialogue: Dialogue, rel_msg: float, rel_ctx: float | None, *, generated: bool,
+             confidence: float = 0.0, truncated: bool = False) -> np.ndarray:  # fmt: skip
+    """The signals of one candidate (see ``FEATURES``); ``rel_ctx`` None when there is no earlier turn."""
+    n = len(words(text))
+    return np.array([
+        rel_msg,
+        rel_msg if rel_ctx is None else rel_ctx,
+        overlap(text, dialogue.text),
+        max((overlap(text, bot) for bot in recent_bot(dialogue)), default=0.0),
+        math.log1p(n) / math.log1p(LONG_WORDS),
+        float("?" in text),
+        float(bool(_HEDGE.search(text.lower()))),
+        float(truncated or not _END.search(text)),
+        float(generated),
+        float(confidence) if generated else 0.0,
+    ])  # fmt: skip
+
+
+def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate],
+                 generated: Sequence[bool], message_vectors: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Features of each (dialogue, candidate) pair, with one encoder call for all the texts needed."""
+    contexts = [context_text(d) for d in dialogues]
+    texts = [c.text or " " for c in candidates] + [c for c in contexts if c]
+    if message_vectors is None:
+        texts += [d.text for d in dialogues]
+    vectors = encoder.encode(texts) if texts else np.zeros((0, 1))
+    replies, rest = vectors[: len(candidates)], vectors[len(candidates) :]
+    n_ctx = sum(1 for c in contexts if c)
+    ctx_vectors = iter(rest[:n_ctx])
+    messages = message_vectors if message_vectors is not None else rest[n_ctx:]
+    rows = []
+    for i, (dialogue, candidate) in enumerate(zip(dialogues, candidates, strict=True)):
+        rel_ctx = float(replies[i] @ next(ctx_vectors)) if contexts[i] else None
+        rel_msg = float(replies[i] @ messages[i])
+        rows.append(features(candidate.text, dialogue, rel_msg, rel_ctx, generated=generated[i],
+                             confidence=candidate.score, truncated=candidate.truncated))  # fmt: skip
+    return np.stack(rows) if rows else np.zeros((0, len(FEATURES)))
+
+
+class Selector:
+    """Scores candidates: ``assess`` returns them with ``quality`` filled in."""
+
+    def __init__(self, encoder: Encoder, weights: Weights | None = None) -> None:
+        self.encoder = encoder
+        self.weights = weights or load_weights()
+        self.version = self.weights.version
+
+    def assess(self, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate], generated: bool,
+               message_vectors: np.ndarray | None = None) -> list[Candidate]:  # fmt: skip
+        if not candidates:
+            return []
+        rows = feature_rows(self.encoder, dialogues, candidates, [generated] * len(candidates), message_vectors)
+        quality = self.weights.quality(rows)
+        return [replace(c, quality=0.0 if unsafe(c.text) or not c.text.strip() else round(float(q), 4))
+                for c, q in zip(candidates, quality, strict=True)]  # fmt: skip
+
+
+def fit(rows: np.ndarray, labels: np.ndarray, pairs: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """Fit the logistic model on rated candidates, and ``accept_now`` from (retrieval, generator)
+    quality pairs of the same turns, computed with the fitted model by the caller's second pass.
+
+    ``pairs`` empty: ``accept_now`` is left at 1.0 (always wait for the generator).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1.0, max_iter=1000)
+    model.fit(rows, labels)
+    return {"features": list(FEATURES), "coef": [round(float(c), 5) for c in model.coef_[0]],
+            "intercept": round(float(model.intercept_[0]), 5), "accept_now": accept_threshold(pairs)}  # fmt: skip
+
+
+def accept_threshold(pairs: Sequence[tuple[float, float]], beaten_at_most: float = 0.05) -> float:
+    """The lowest retrieval quality above which the generator scored higher in at most
+    ``beaten_at_most`` of the turns (1.0 when no threshold qualifies)."""
+    for threshold in np.round(np.arange(0.3, 1.0, 0.01), 2):
+        above = [(r, g) for r, g in pairs if r >= threshold]
+        if len(above) >= 5 and sum(g > r for r, g in above) / len(above) <= beaten_at_most:
+            return float(threshold)
+    return 1.0
