@@ -12,7 +12,7 @@ from models.policy import PolicyConfig
 from schemas import ModelOutput, Turn
 from streams import routing
 
-CONFIG = PolicyConfig()
+CONFIG = PolicyConfig(accept_now=0.9)
 GRACE = 2.0
 CTX = routing.Context(CONFIG, GRACE)
 
@@ -43,9 +43,11 @@ def acked(conv: routing.Conversation, out: ModelOutput, ctx: routing.Context = C
 def all_outputs(conv: routing.Conversation, label: str = "hobbies", confidence: float = 0.9) -> routing.Outbox:
     box = routing.Outbox()
     for out in (output("intent", label=label, confidence=confidence, in_scope=True),
-                output("responder", text="Fun? I collect compliments.", score=0.7),
-                output("generator", text="i mostly judge people's playlists", score=-1.0)):  # fmt: skip
+                output("responder", text="Fun? I collect compliments.", score=0.7, quality=0.7),
+                output("generator", text="i mostly judge people's playlists", score=-1.0, quality=0.5)):  # fmt: skip
         box.add(acked(conv, out))
+    routing.mark_delivered(conv, lambda mid: True)  # the reply the last output decided is acknowledged
+    box.add(routing.release(conv))
     return box
 
 
@@ -271,8 +273,9 @@ def understanding(mid: str = "m1", **fields: object) -> ModelOutput:
 def test_one_understanding_is_the_intent_and_the_responder_candidates() -> None:
     conv = routing.new_conversation()
     routing.on_turn(conv, turn(), 0, CTX)
-    out = understanding(label="hobbies", confidence=0.9, in_scope=True, text="Fun? I collect compliments.", score=0.7)
-    (reply,) = routing.on_output(conv, out, CTX).replies  # in scope: retrieval answers, the generator is not needed
+    out = understanding(label="hobbies", confidence=0.9, in_scope=True, text="Fun? I collect compliments.", score=0.7,
+                        quality=0.99)  # fmt: skip
+    (reply,) = routing.on_output(conv, out, CTX).replies  # retrieval good enough: the generator is not awaited
     assert (reply.source, reply.intent) == ("retrieval", "hobbies")
     routing.mark_delivered(conv, lambda mid: True)
     box = acked(conv, output("generator", text="i mostly judge people's playlists", score=-1.0))
@@ -281,6 +284,7 @@ def test_one_understanding_is_the_intent_and_the_responder_candidates() -> None:
     assert (by_model["intent"].kind, by_model["intent"].version, by_model["intent"].text) == ("intent", "vi", None)
     assert (by_model["responder"].kind, by_model["responder"].version) == ("reply", "vr")
     assert by_model["responder"].picked and by_model["responder"].label is None
+    assert by_model["responder"].quality == 0.99
 
 
 def test_a_replayed_understanding_marks_both_parts_late() -> None:
