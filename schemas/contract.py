@@ -34,6 +34,7 @@ from schemas.records import (
 )
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+MAX_WAIT_MS = 30_000  # the longest a POST may wait for its reply (?wait_ms=)
 TOPIC_RECORDS: dict[str, type[msgspec.Struct]] = {
     "messages": Message,
     "turns": Turn,
@@ -195,6 +196,9 @@ def openapi() -> dict[str, Any]:
             "/v1/messages": {"post": {
                 "operationId": "postMessage",
                 "summary": "Send a user message; the reply if it comes within the wait, else 202",
+                "parameters": [{"name": "wait_ms", "in": "query", "required": False,
+                                "description": "how long to wait for the reply (default BANTER_GATEWAY_WAIT_MS)",
+                                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_MS}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
                 "responses": {
                     "200": _json("Answered: the reply (the event may follow later)", status),

@@ -26,7 +26,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from schemas import Message, SchemaError, decode
-from schemas.contract import openapi
+from schemas.contract import MAX_WAIT_MS, openapi
 from schemas.http import Conversation, ErrorBody, ErrorDetail, MessageRequest
 from streams.gateway_kafka import Relay
 from streams.gateway_state import Conflict, Conversations, Entry, Ledger, RateLimits
@@ -37,7 +37,6 @@ from streams.webhooks import Webhooks
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MAX_WAIT_MS = 30_000
 _ENCODER = msgspec.json.Encoder()
 _FIELD_IS_DETAIL = {"missing_field", "empty_field", "field_too_long"}
 _TEXT_REASONS = {"empty_text", "text_too_long"}
@@ -122,7 +121,8 @@ class Gateway:
 
     async def post_message(self, request: web.Request) -> web.Response:
         message = self._message(await request.read(), request[PLATFORM])
-        wait_ms = _wait_ms(request.query.get("wait_ms"), self.settings.gateway_wait_ms)
+        wait_ms = min(_wait_ms(request.query.get("wait_ms"), self.settings.gateway_wait_ms),
+                      self.settings.gateway_max_wait_ms)  # fmt: skip
         try:
             entry, new = self.ledger.admit(message)
         except Conflict:
@@ -249,10 +249,16 @@ def _field_of(exc: SchemaError) -> str | None:
 
 
 def _wait_ms(raw: str | None, default: float) -> float:
-    try:
-        return min(max(float(raw), 0.0), MAX_WAIT_MS) if raw is not None else default
-    except ValueError:
+    """``?wait_ms=``: a number of milliseconds from 0 to MAX_WAIT_MS, else a 400."""
+    if raw is None:
         return default
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = float("nan")
+    if not 0 <= wait <= MAX_WAIT_MS:  # NaN fails too
+        raise ApiError(400, "bad_value", f"wait_ms must be a number from 0 to {MAX_WAIT_MS}", "wait_ms")
+    return wait
 
 
 async def serve(settings: Settings, ready: Callable[[str], None] | None = None) -> None:

@@ -115,6 +115,9 @@ class Settings:
     gateway_wait_ms: float = _setting(
         1500.0, "BANTER_GATEWAY_WAIT_MS", "how long POST /v1/messages waits for the reply before answering 202"
     )
+    gateway_max_wait_ms: float = _setting(
+        30000.0, "BANTER_GATEWAY_MAX_WAIT_MS", "the longest a POST waits for its reply, whatever its ?wait_ms= asks"
+    )
     gateway_max_body_bytes: int = _setting(16384, "BANTER_GATEWAY_MAX_BODY_BYTES", "larger request bodies get 413")
     gateway_rate_per_s: float = _setting(
         50.0, "BANTER_GATEWAY_RATE_PER_S", "requests per second per token (token bucket); over it, 429"

@@ -274,3 +274,20 @@ async def test_metrics_count_requests_by_route_template(make_client: Any) -> Non
     assert 'banter_gateway_messages_total{outcome="retried"} 1.0' in text
     assert "banter_gateway_remembered_messages 1.0" in text
     assert "metric-1" not in text and "another" not in text  # no ids in labels
+
+
+@pytest.mark.parametrize("wait_ms", ["-1", "30001", "soon", "nan"])
+async def test_a_bad_wait_is_400_and_nothing_is_produced(make_client: Any, wait_ms: str) -> None:
+    client, gateway = await make_client()
+    response = await client.post(f"/v1/messages?wait_ms={wait_ms}", json=body(), headers=WEB)
+    assert (await error_of(response, 400))["field"] == "wait_ms"
+    assert gateway.relay.produced == []
+
+
+async def test_the_wait_is_capped_by_the_gateway(make_client: Any) -> None:
+    client, gateway = await make_client(BANTER_GATEWAY_MAX_WAIT_MS="20")
+    gateway.relay.answer_after = 1.0
+    started = asyncio.get_running_loop().time()
+    response = await client.post("/v1/messages?wait_ms=30000", json=body(), headers=WEB)
+    assert response.status == 202
+    assert asyncio.get_running_loop().time() - started < 0.9
