@@ -6,19 +6,29 @@ windows past a week go), and writes what changed to the ``analytics`` table's ch
 flushes those writes before it commits the batch's offsets, and a record carries the ids it counted,
 so a replay after a crash counts nothing twice. ``/analytics`` (``streams.analytics_page``) reads
 the changelog of every partition.
+
+The records of a partition this worker was just handed are read from the changelog before its first
+batch is counted, rather than taken from faust's table recovery: faust restores only the changelog
+partitions its assignor saw, and a leader whose metadata was fetched while the changelog topic was
+being created leaves that topic out for as long as the metadata lives (minutes). The new holder then
+started from nothing and wrote over the records of the worker before it, losing their counts and the
+ids that recognise a replay.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from faust import Stream
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from models import analytics
 from schemas import Event
+from streams import analytics as reader
 from streams import analytics_page, gaps, tables, topics  # noqa: F401  # analytics_page: the worker's pages
-from streams.app import role_agent
+from streams.app import app, role_agent, settings
 from streams.pipeline import decode_event
 
 BATCH = 2000
@@ -32,7 +42,42 @@ async def count_events(stream: Stream) -> None:
         await INPUTS.take(events)
 
 
+class Loaded:
+    """The input partitions whose records this worker has read since it was handed them."""
+
+    def __init__(self) -> None:
+        self.partitions: set[int] = set()
+        self.generation = 0  # a revocation during a read leaves its partitions to be read again
+
+    async def ensure(self, partitions: Iterable[int]) -> None:
+        """Put the changelog's records of each partition not read yet into the table."""
+        wanted, generation = set(partitions) - self.partitions, self.generation
+        if not wanted:
+            return
+        records = await reader.load(settings, wanted)
+        for key in [key for key in tables.analytics.data if int(key.split(b"|", 1)[0]) in wanted]:
+            del tables.analytics.data[key]
+        for name, record in records.items():
+            tables.analytics.data[name.encode()] = record
+        if generation == self.generation:
+            self.partitions |= wanted
+
+    def forget(self, revoked: Iterable[TP]) -> None:
+        self.generation += 1
+        self.partitions -= {tp.partition for tp in revoked if tp.topic in INPUTS.topics}
+
+
+LOADED = Loaded()
+
+
+@app.on_partitions_revoked.connect
+def _on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """faust's signal: ``args`` is (the revoked partitions,), sent before the group reassigns them."""
+    LOADED.forget(args[0])
+
+
 async def _count(records: list[EventT]) -> None:
+    await LOADED.ensure({record.message.partition for record in records})
     now, shards = time.time(), dict[int, analytics.Shard]()
     for record in records:
         event = await decode_event(record, Event, "analytics")

@@ -4,13 +4,15 @@ Each worker's analytics agent keeps the windows of the ``banter.events`` partiti
 changelog-backed ``analytics_windows`` table (``models.analytics``). The changelog holds the latest
 record of every partition, whichever worker wrote it, so a reader that takes the newest value per key
 (a tombstone deletes it) sees the windows of all partitions: that is how ``banter analytics`` and
-every worker's ``/analytics`` page give totals across workers. No faust here: the CLI uses it.
+every worker's ``/analytics`` page give totals across workers; the analytics agent reads the records of
+the partitions it is handed the same way (``load``). No faust here: the CLI uses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +33,12 @@ def changelog_topic(settings: Settings) -> str:
 
 
 class Windows:
-    """The newest window record of every partition, kept up to date by reading the changelog on."""
+    """The newest window record of every partition, kept up to date by reading the changelog on.
+
+    Lenient, for pages and the CLI: before the changelog exists (the first worker creates it as it
+    starts) or while its partitions are not known yet, a refresh reads nothing and the report is
+    empty or partial; the next refresh looks again.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -43,15 +50,12 @@ class Windows:
         """Read what the changelog gained since the last call, up to its end now; returns the records."""
         async with self._lock:
             consumer = self._consumer or await self._start()
-            assigned = list(consumer.assignment())
-            ends = await consumer.end_offsets(assigned) if assigned else {}
-            deadline = time.monotonic() + timeout_s
-            while await _behind(consumer, ends):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"reading {changelog_topic(self.settings)} took over {timeout_s:.0f} s")
-                for records in (await consumer.getmany(timeout_ms=200, max_records=2000)).values():
-                    for record in records:
-                        self._apply(record.key, record.value)
+            topic = changelog_topic(self.settings)
+            known = consumer.partitions_for_topic(topic) or await _look_up(consumer, topic)
+            if known != {tp.partition for tp in consumer.assignment()}:
+                await _assign(consumer, topic, known)  # first sight of the topic, or it grew: read it all again
+                self.records.clear()
+            await _read_to_end(consumer, lambda key, value: _apply(self.records, key, value, False), timeout_s)
             return self.records
 
     async def stop(self) -> None:
@@ -60,28 +64,79 @@ class Windows:
             self._consumer = None
 
     async def _start(self) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(**kafka_options(self.settings), enable_auto_commit=False)
-        await consumer.start()
-        topic = changelog_topic(self.settings)
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-        await consumer.seek_to_beginning()
-        self._consumer = consumer
-        return consumer
+        self._consumer = await _consumer(self.settings)
+        return self._consumer
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        name = key.decode()
-        if value is None:
-            self.records.pop(name, None)
-            return
-        record = orjson.loads(value)
+
+async def load(settings: Settings, partitions: Collection[int], timeout_s: float = 30.0) -> dict[str, analytics.Record]:
+    """The window records of ``partitions``, ids included: what the analytics agent starts from when
+    it is handed those partitions (the changelog partition is the ``banter.events`` partition).
+
+    Strict where ``Windows`` is lenient: a partition the changelog does not show yet is looked for
+    again until ``timeout_s``, then an error, never taken for empty: the agent would write over its
+    records and lose what another worker counted.
+    """
+    topic, deadline = changelog_topic(settings), time.monotonic() + timeout_s
+    consumer = await _consumer(settings)
+    try:
+        while not set(partitions) <= await _look_up(consumer, topic):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} shows no partitions {sorted(partitions)} after {timeout_s:.0f} s")
+            await asyncio.sleep(0.5)
+        await _assign(consumer, topic, partitions)
+        records: dict[str, analytics.Record] = {}
+        await _read_to_end(consumer, lambda key, value: _apply(records, key, value, True),
+                           max(deadline - time.monotonic(), 1.0))  # fmt: skip
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _consumer(settings: Settings) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    return consumer
+
+
+async def _look_up(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions after a fresh metadata request (none if it does not exist, or not yet)."""
+    await consumer._client.force_metadata_update()
+    return set(consumer.partitions_for_topic(topic) or ())
+
+
+async def _assign(consumer: AIOKafkaConsumer, topic: str, partitions: Collection[int]) -> None:
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    if tps:  # aiokafka refuses to seek with nothing assigned
+        await consumer.seek_to_beginning(*tps)
+
+
+async def _read_to_end(consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, bytes | None], None],
+                       timeout_s: float) -> None:  # fmt: skip
+    """Read the assigned partitions up to their ends as of now (records written later: the next call)."""
+    assigned = list(consumer.assignment())
+    ends = await consumer.end_offsets(assigned) if assigned else {}
+    deadline = time.monotonic() + timeout_s
+    while await _behind(consumer, ends):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {sorted(tp.topic for tp in ends)[0]} took over {timeout_s:.0f} s")
+        for records in (await consumer.getmany(timeout_ms=200, max_records=2000)).values():
+            for record in records:
+                apply(record.key, record.value)
+
+
+def _apply(records: dict[str, analytics.Record], key: bytes | None, value: bytes | None, keep_ids: bool) -> None:
+    """One changelog record: the newest value of its key, or its deletion (a tombstone)."""
+    if key is None:
+        return
+    name = key.decode()
+    if value is None:
+        records.pop(name, None)
+        return
+    record = orjson.loads(value)
+    if not keep_ids:
         record.pop("ids", None)  # the agent's de-duplication memory: readers need only the counts
-        self.records[name] = record
+    records[name] = record
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

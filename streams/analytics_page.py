@@ -8,11 +8,13 @@ nothing from the internet and the worker draws no images); ``/analytics.json`` i
 from __future__ import annotations
 
 import html
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaError
 from faust.web import Request, Response, View
 from mode import Service
 
@@ -21,6 +23,7 @@ from streams import analytics as reader
 from streams import topics
 from streams.app import app, settings
 
+log = logging.getLogger(__name__)
 WEB = Path(__file__).parent / "web"
 VENDOR = WEB / "vendor"
 
@@ -36,9 +39,21 @@ class AnalyticsReader(Service):
         await self.windows.stop()
 
     async def report(self) -> dict[str, Any]:
-        records = await self.windows.refresh()
+        """The report over what has been read; ``complete`` is False when the read fell short this time."""
+        complete = True
+        try:
+            await self.windows.refresh()
+        except TimeoutError as exc:  # a long changelog: the next request reads on from here
+            log.warning("analytics changelog not read to its end yet", extra={"error": str(exc)})
+            complete = False
+        except KafkaError as exc:  # the broker away or the topic changed: a fresh consumer next time
+            log.warning("analytics changelog unreadable; answering with the records read before", extra={
+                "error": repr(exc)})  # fmt: skip
+            await self.windows.stop()
+            complete = False
         held = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topics.events.get_topic_name())
-        return {**analytics.report(records.items(), time.time()), "held_here": held}
+        report = analytics.report(self.windows.records.items(), time.time())
+        return {**report, "held_here": held, "complete": complete}
 
 
 analytics_reader = AnalyticsReader()
@@ -71,6 +86,8 @@ def render_page(report: dict[str, Any]) -> str:
     partitions = ", ".join(map(str, report["partitions"])) or "none yet"
     meta = f"{reader.stamp(report)} · partitions reporting: {partitions} · held by this worker: " \
            f"{', '.join(map(str, report.get('held_here', []))) or 'none'}"  # fmt: skip
+    if not report.get("complete", True):
+        meta += " · partial: the changelog is still being read, reload for the rest"
     parts = {
         "<!--META-->": html.escape(meta),
         "<!--TOTALS-->": _table(["", "last hour", "last week"], reader.total_rows(hour, week)),
