@@ -71,7 +71,7 @@ class Bot:
         understood = self.understander.predict(dialogues)
         replies = [u.reply for u in understood]
         if any(r.quality is None for r in replies):
-            replies = self.scorer.assess(dialogues, replies, generated=False)
+            replies = self.scorer.assess(dialogues, replies, "retrieval")
         generated = self.generator.predict(dialogues) if self.generator is not None else [None] * len(dialogues)
         out = []
         for i, dialogue in enumerate(dialogues):
@@ -141,7 +141,7 @@ def measure(encoder: selector.Encoder, items: Sequence[tuple[Dialogue, str]]) ->
     if not items:
         return {}
     rows = selector.feature_rows(encoder, [d for d, _ in items], [Candidate(t, 0.0) for _, t in items],
-                                 [False] * len(items))  # fmt: skip
+                                 ["retrieval"] * len(items))  # fmt: skip
     col = {name: rows[:, i] for i, name in enumerate(selector.FEATURES)}
     texts = [t for _, t in items]
     return {
@@ -172,7 +172,7 @@ def report(results: Sequence[TurnResult], encoder: selector.Encoder, sample: int
     sources = {s: sum(1 for r in results if r.decision.source == s) for s in SOURCES}
     picked = random.Random(0).sample(list(results), min(sample, len(results)))
     return {
-        "turns": len(results),
+        "n_turns": len(results),
         "conversations": len({r.conversation for r in results}),
         "metrics": per_source,
         "chosen_sources": sources,
@@ -181,7 +181,68 @@ def report(results: Sequence[TurnResult], encoder: selector.Encoder, sample: int
         "generated_quality_mean": _mean(r.generated.quality for r in results if r.generated),
         "retrieval_quality_mean": _mean(r.retrieval.quality for r in results),
         "sample": [_sample_row(r) for r in sorted(picked, key=lambda r: (r.conversation, r.turn))],
+        "turns": [_turn_row(r) for r in results],
     }
+
+
+def _turn_row(r: TurnResult) -> dict[str, Any]:
+    """Everything a rater needs of one turn: the context, each candidate, the choice."""
+    return {
+        "conversation": r.conversation, "turn": r.turn,
+        "context": [[u.speaker, u.text] for u in r.history[-5:]],
+        "intent": r.intent, "intent_confidence": round(r.intent_confidence, 3),
+        "candidates": {"retrieval": r.retrieval.text, "generator": r.generated.text if r.generated else None,
+                       "chosen": r.decision.text},
+        "quality": {"retrieval": r.retrieval.quality, "generator": r.generated.quality if r.generated else None},
+        "source": r.decision.source,
+    }  # fmt: skip
+
+
+RULE_LONG_TURNS = 6
+RULE_UNCERTAIN = 0.55
+
+
+def rule_choice(row: dict[str, Any]) -> str:
+    """Which candidate the routing rule before the selector took: the generator from the 6th turn
+    on and for uncertain or out-of-scope intents, retrieval otherwise (canned stays canned)."""
+    if row["source"] in {"canned", "fallback"}:
+        return "chosen"
+    generator_first = (row["turn"] >= RULE_LONG_TURNS or row["intent"] in {None, "oos"}
+                       or row["intent_confidence"] < RULE_UNCERTAIN)  # fmt: skip
+    return "generator" if generator_first and row["candidates"]["generator"] else "retrieval"
+
+
+def ssa(turns: Sequence[dict[str, Any]], ratings: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+    """Sensibleness, specificity and SSA (their mean) of each way of choosing, from ratings keyed
+    ``conversation:turn:candidate`` (candidate: retrieval, generator or chosen) with 0/1 ``sensible``
+    and ``specific`` (a reply that is not sensible is not specific)."""
+    ways: dict[str, Callable[[dict[str, Any]], str]] = {
+        "selector (chosen)": lambda row: "chosen",
+        "rule before the selector": rule_choice,
+        "retrieval only": lambda row: "chosen" if row["source"] == "canned" else "retrieval",
+        "generator only": lambda row: "chosen" if row["source"] == "canned" else "generator",
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, way in ways.items():
+        rated = [ratings.get(_rating_key(row, way(row))) for row in turns]
+        kept = [r for r in rated if r is not None]
+        if not kept:
+            continue
+        sensible = statistics.fmean(r["sensible"] for r in kept)
+        specific = statistics.fmean(r["sensible"] * r["specific"] for r in kept)
+        out[name] = {"rated": len(kept), "sensible": round(sensible, 3), "specific": round(specific, 3),
+                     "ssa": round((sensible + specific) / 2, 3)}  # fmt: skip
+    return out
+
+
+def _rating_key(row: dict[str, Any], candidate: str) -> str:
+    """Ratings are per text: the chosen reply shares the rating of the candidate it came from."""
+    if candidate == "chosen":
+        for name in ("retrieval", "generator"):
+            if row["candidates"][name] == row["candidates"]["chosen"]:
+                candidate = name
+                break
+    return f"{row['conversation']}:{row['turn']}:{candidate}"
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -205,7 +266,7 @@ def _q(c: Candidate) -> str:
 
 def markdown(rep: dict[str, Any]) -> str:
     """The report as markdown."""
-    lines = [f"# banter eval-dialogue: {rep['conversations']} held-out conversations, {rep['turns']} turns", ""]
+    lines = [f"# banter eval-dialogue: {rep['conversations']} held-out conversations, {rep['n_turns']} turns", ""]
     keys = ["n", "relevance_message", "relevance_context", "distinct_1", "distinct_2", "repetition_rate",
             "echo_rate", "mean_words", "empty", "unsafe"]  # fmt: skip
     lines += ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
@@ -214,7 +275,14 @@ def markdown(rep: dict[str, Any]) -> str:
     lines += ["", "Chosen sources: " + ", ".join(f"{k} {v}" for k, v in rep["chosen_sources"].items()),
               f"Generator share: {rep['generator_share']:.1%}; mean selection latency {rep['mean_select_ms']} ms; "
               f"mean quality: retrieval {rep['retrieval_quality_mean']}, generator {rep['generated_quality_mean']}",
-              "", "## Sample turns", "",
+              ""]  # fmt: skip
+    if rep.get("ssa"):
+        lines += ["## Rated turn by turn (sensibleness, specificity, SSA)", "",
+                  "| choice | rated | sensible | specific | SSA |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {name} | {v['rated']} | {v['sensible']:.1%} | {v['specific']:.1%} | {v['ssa']:.1%} |"
+                  for name, v in rep["ssa"].items()]  # fmt: skip
+        lines.append("")
+    lines += ["## Sample turns", "",
               "| conv | turn | message | intent | retrieval | generator | chosen | why |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in rep["sample"]:
@@ -226,7 +294,8 @@ def markdown(rep: dict[str, Any]) -> str:
 
 def rating_items(bot: Bot, progress: Progress, seed: int = 0) -> list[dict[str, Any]]:
     """Candidates to rate for each user turn of the fitting conversations: the written reply, a
-    reply written for another conversation, and retrieval's and the generator's replies."""
+    reply written for another conversation, retrieval's shortlist, the backchannel reply and the
+    generator's reply."""
     conversations = fit_conversations()
     all_bot = [(cid, t.text) for cid, turns in conversations for t in turns if t.speaker == "bot"]
     rng = random.Random(seed)
@@ -239,18 +308,28 @@ def rating_items(bot: Bot, progress: Progress, seed: int = 0) -> list[dict[str, 
     for start in range(0, len(contexts), 32):
         chunk = contexts[start : start + 32]
         progress(f"selector data: turns {start + 1}-{start + len(chunk)} of {len(contexts)}")
-        results = bot.respond([c[0] for c in chunk], [c[2] for c in chunk], [c[1] for c in chunk])
-        for (cid, turn, history, written), result in zip(chunk, results, strict=True):
+        dialogues = [Dialogue(c[2], seed=policy.seed_of(f"{c[0]}:{c[1]}")) for c in chunk]
+        _, options = bot.understander.options(dialogues)
+        generated = bot.generator.predict(dialogues) if bot.generator is not None else [None] * len(chunk)
+        for (cid, turn, history, written), found, gen in zip(chunk, options, generated, strict=True):
             other = rng.choice([text for c, text in all_bot if c != cid])
             base = {"conversation": cid, "turn": turn, "context": [[u.speaker, u.text] for u in history]}
-            items += [{**base, "source": "written", "text": written, "score": 0.0, "truncated": False},
-                      {**base, "source": "other", "text": other, "score": 0.0, "truncated": False},
-                      {**base, "source": "retrieval", "text": result.retrieval.text, "score": result.retrieval.score,
-                       "truncated": False}]  # fmt: skip
-            if result.generated is not None:
-                items.append({**base, "source": "generator", "text": result.generated.text,
-                              "score": result.generated.score, "truncated": result.generated.truncated})  # fmt: skip
+            rows = [("written", Candidate(written, 0.0)), ("other", Candidate(other, 0.0))]
+            rank = 0
+            for candidate, kind in found:
+                rank += kind == "retrieval"
+                rows.append((kind if kind != "retrieval" or rank == 1 else f"retrieval-{rank}", candidate))
+            if gen is not None:
+                rows.append(("generator", gen))
+            items += [{**base, "source": source, "text": c.text, "score": c.score, "truncated": c.truncated}
+                      for source, c in rows]  # fmt: skip
     return items
+
+
+def kind_of(source: str) -> str:
+    """The selector's kind of a rated candidate's source (written replies count as retrieval: the
+    persona bank is written the same way)."""
+    return source if source in {"generator", "backchannel"} else "retrieval"
 
 
 def fit_selector(encoder: selector.Encoder, labelled: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -258,8 +337,7 @@ def fit_selector(encoder: selector.Encoder, labelled: Sequence[dict[str, Any]]) 
     rated = [x for x in labelled if x.get("sensible") is not None]
     dialogues = [Dialogue(tuple(Utterance(s, t) for s, t in x["context"])) for x in rated]
     candidates = [Candidate(x["text"], float(x["score"]), bool(x["truncated"])) for x in rated]
-    generated = [x["source"] == "generator" for x in rated]
-    rows = selector.feature_rows(encoder, dialogues, candidates, generated)
+    rows = selector.feature_rows(encoder, dialogues, candidates, [kind_of(x["source"]) for x in rated])
     labels = np.array([int(x["sensible"]) for x in rated])
     weights = selector.fit(rows, labels, [])
     fitted = selector.Weights(tuple(weights["coef"]), weights["intercept"], 1.0)
@@ -267,7 +345,8 @@ def fit_selector(encoder: selector.Encoder, labelled: Sequence[dict[str, Any]]) 
     by_turn: dict[tuple[str, int], dict[str, float]] = {}
     for x, q in zip(rated, quality, strict=True):
         by_turn.setdefault((x["conversation"], x["turn"]), {})[x["source"]] = float(q)
-    pairs = [(t["retrieval"], t["generator"]) for t in by_turn.values() if "retrieval" in t and "generator" in t]
+    pairs = [(max(q for source, q in t.items() if source.startswith(("retrieval", "backchannel"))), t["generator"])
+             for t in by_turn.values() if "retrieval" in t and "generator" in t]  # fmt: skip
     weights["accept_now"] = selector.accept_threshold(pairs)
     weights["fitted_on"] = {"candidates": len(rated), "sensible": int(labels.sum()),
                             "by_source": _label_counts(rated)}  # fmt: skip

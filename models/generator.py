@@ -140,7 +140,7 @@ class ChatGenerator:
             replies = self._decode([batch[i] for i in indices], cap, deadline)
             out.update(zip(indices, replies, strict=True))
         replies = [out[i] for i in range(len(batch))]
-        return self.selector.assess(batch, replies, generated=True) if self.selector else replies
+        return self.selector.assess(batch, replies, "generator") if self.selector else replies
 
     def prompt_tokens(self, dialogue: Dialogue, cap: int) -> list[str]:
         """The conversation's part of the chat prompt (after the persona and few-shot turns, which

@@ -6,11 +6,12 @@ load with the same export, precision and thread count.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from models import artifacts, intent, responder, selector, understand
+from models import artifacts, backchannel, intent, responder, selector, understand
 from models.config import ModelConfig
 from models.encoder import OnnxEncoder
 from models.hashing import digest_value
@@ -21,9 +22,18 @@ SERVED = ("understand", "generator")
 """What a worker loads: the understand step (intent and responder on one embedding), the generator."""
 
 
-@lru_cache(maxsize=4)
+_ENCODER_LOCK = threading.Lock()
+
+
 def shared_encoder(export_dir: Path, precision: str, threads: int) -> OnnxEncoder:
-    """One onnxruntime encoder per (export, precision, threads)."""
+    """One onnxruntime encoder per (export, precision, threads), also when models load on several
+    threads at once (the understand step and the generator's selector share it)."""
+    with _ENCODER_LOCK:
+        return _encoder(export_dir, precision, threads)
+
+
+@lru_cache(maxsize=4)
+def _encoder(export_dir: Path, precision: str, threads: int) -> OnnxEncoder:
     return OnnxEncoder(export_dir, precision, threads)
 
 
@@ -50,8 +60,9 @@ def load_responder(config: ModelConfig) -> responder.Responder:
 
 def load_understander(config: ModelConfig, scorer: selector.Selector | None = None) -> understand.Understander:
     """The intent head and the responder over one shared encoder session, and the selector."""
+    encoder = encoder_for(config)
     return understand.Understander(load_intent(config), load_responder(config),
-                                   scorer or selector.Selector(encoder_for(config)))  # fmt: skip
+                                   scorer or selector.Selector(encoder), backchannel.Backchannel(encoder))  # fmt: skip
 
 
 def load_generator(config: ModelConfig, scorer: selector.Selector | None = None) -> Any:

@@ -177,12 +177,17 @@ class Responder:
                         context: Mapping[str, np.ndarray] | None = None) -> list[Candidate]:
         """The same replies for dialogues whose user text is already embedded (one row each);
         ``context`` holds the embeddings of ``context_needed(batch)`` (embedded here if None)."""
+        return [found[0] for found in self.shortlist(batch, messages, context, 1)]
+
+    def shortlist(self, batch: Sequence[Dialogue], messages: np.ndarray,
+                  context: Mapping[str, np.ndarray] | None = None, k: int = 3) -> list[list[Candidate]]:
+        """The ``k`` best replies per dialogue, best first (the first as ``from_embeddings`` picks it)."""
         if context is None:
             needed = self.context_needed(batch)
             context = dict(zip(needed, self.encoder.encode(needed), strict=True)) if needed else {}
         self._remember({**context, **{d.text: m for d, m in zip(batch, messages, strict=True)}})
         similarity = self.queries(batch, messages, context) @ self.keys.T
-        return [self._choose(d, row) for d, row in zip(batch, similarity, strict=True)]
+        return [self._top(d, row, k) for d, row in zip(batch, similarity, strict=True)]
 
     def queries(self, batch: Sequence[Dialogue], messages: np.ndarray,
                 context: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -213,12 +218,14 @@ class Responder:
             while len(self._recent) > RECENT_SIZE:
                 del self._recent[next(iter(self._recent))]
 
-    def _choose(self, dialogue: Dialogue, similarity: np.ndarray) -> Candidate:
+    def _top(self, dialogue: Dialogue, similarity: np.ndarray, k: int) -> list[Candidate]:
+        """The best reply (chosen among near-ties by the seed), then the next best ones."""
         ranked = similarity + self._bonus(dialogue.intent) - self._used(dialogue)
         order = np.argsort(-ranked, kind="stable")
         ties = [i for i in order[:MAX_TIES] if ranked[i] >= ranked[order[0]] - TIE_MARGIN]
         pick = ties[random.Random(dialogue.seed).randrange(len(ties))]
-        return Candidate(self.texts[pick], float(similarity[pick]))
+        rest = [int(i) for i in order[: k + 1] if i != pick][: k - 1]
+        return [Candidate(self.texts[i], float(similarity[i])) for i in (pick, *rest)]
 
     def _bonus(self, intent: str | None) -> np.ndarray:
         wanted = GENERAL if intent == OOS_LABEL else intent

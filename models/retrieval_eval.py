@@ -72,7 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/banter/models").expanduser())
     config = ModelConfig(cache_dir=parser.parse_args().cache_dir)
-    understander: Understander = registry.load("understand", config)
+    served: Understander = registry.load("understand", config)
+    understander = Understander(served.intent, served.responder)  # the responder alone, without the selector
     batch = cases()
     switches = [c for c in batch if c.topic_switch]
     print(f"{len(batch)} cases ({len(switches)} topic switches) x {SEEDS} seeds;"

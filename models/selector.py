@@ -5,7 +5,8 @@ to the user's message and to the recent conversation (cosine of sentence embeddi
 echo of the user's words, repetition of the bot's recent replies, length, whether it
 asks back, assistant-style hedges and refusals, whether it was cut off, and, for the
 generator, its own mean token log-probability. A logistic model turns them into
-``quality``, the probability that the reply is sensible. An unsafe reply gets 0.
+``quality``, the probability that the reply is sensible. An empty or unsafe reply, or a
+copy of the user's message, gets 0.
 
 The weights are fitted, not guessed (``fit``): on candidates for the turns of the
 project's selector dialogues (``models/data/selector_dialogues.json``: the written
@@ -36,8 +37,12 @@ from models.types import Candidate, Dialogue
 WEIGHTS_FILE = DATA_DIR / "selector.json"
 LABELS_FILE = DATA_DIR / "selector_labels.json"
 FEATURES = ("rel_msg", "rel_ctx", "echo", "repeat", "length", "question", "hedge", "unfinished",
-            "generated", "confidence")  # fmt: skip
+            "generated", "confidence", "backchannel")  # fmt: skip
+KINDS = ("retrieval", "generator", "backchannel")
+"""Where a candidate comes from: the persona bank, the chat model, or a backchannel reply."""
 RECENT_BOT = 3
+COPY_OVERLAP = 0.8
+"""A reply sharing this much of its words with the user's message is a copy of it."""
 LONG_WORDS = 40
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -115,10 +120,12 @@ def recent_bot(dialogue: Dialogue) -> list[str]:
     return [u.text for u in dialogue.history[:-1] if u.speaker == "bot"][-RECENT_BOT:]
 
 
-def features(text: str, dialogue: Dialogue, rel_msg: float, rel_ctx: float | None, *, generated: bool,
+def features(text: str, dialogue: Dialogue, rel_msg: float, rel_ctx: float | None, *, kind: str,
              confidence: float = 0.0, truncated: bool = False) -> np.ndarray:  # fmt: skip
-    """The signals of one candidate (see ``FEATURES``); ``rel_ctx`` None when there is no earlier turn."""
+    """The signals of one candidate (see ``FEATURES``) of ``kind`` (see ``KINDS``); ``rel_ctx`` None
+    when there is no earlier turn."""
     n = len(words(text))
+    generated = kind == "generator"
     return np.array([
         rel_msg,
         rel_msg if rel_ctx is None else rel_ctx,
@@ -130,11 +137,12 @@ def features(text: str, dialogue: Dialogue, rel_msg: float, rel_ctx: float | Non
         float(truncated or not _END.search(text)),
         float(generated),
         float(confidence) if generated else 0.0,
+        float(kind == "backchannel"),
     ])  # fmt: skip
 
 
 def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate],
-                 generated: Sequence[bool], message_vectors: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+                 kinds: Sequence[str], message_vectors: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Features of each (dialogue, candidate) pair, with one encoder call for all the texts needed."""
     contexts = [context_text(d) for d in dialogues]
     texts = [c.text or " " for c in candidates] + [c for c in contexts if c]
@@ -149,7 +157,7 @@ def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Se
     for i, (dialogue, candidate) in enumerate(zip(dialogues, candidates, strict=True)):
         rel_ctx = float(replies[i] @ next(ctx_vectors)) if contexts[i] else None
         rel_msg = float(replies[i] @ messages[i])
-        rows.append(features(candidate.text, dialogue, rel_msg, rel_ctx, generated=generated[i],
+        rows.append(features(candidate.text, dialogue, rel_msg, rel_ctx, kind=kinds[i],
                              confidence=candidate.score, truncated=candidate.truncated))  # fmt: skip
     return np.stack(rows) if rows else np.zeros((0, len(FEATURES)))
 
@@ -162,14 +170,21 @@ class Selector:
         self.weights = weights or load_weights()
         self.version = self.weights.version
 
-    def assess(self, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate], generated: bool,
+    def assess(self, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate], kinds: str | Sequence[str],
                message_vectors: np.ndarray | None = None) -> list[Candidate]:  # fmt: skip
+        """The candidates with ``quality`` filled in; ``kinds``: one of ``KINDS`` for all, or one each."""
         if not candidates:
             return []
-        rows = feature_rows(self.encoder, dialogues, candidates, [generated] * len(candidates), message_vectors)
+        kinds = [kinds] * len(candidates) if isinstance(kinds, str) else list(kinds)
+        rows = feature_rows(self.encoder, dialogues, candidates, kinds, message_vectors)
         quality = self.weights.quality(rows)
-        return [replace(c, quality=0.0 if unsafe(c.text) or not c.text.strip() else round(float(q), 4))
-                for c, q in zip(candidates, quality, strict=True)]  # fmt: skip
+        return [replace(c, quality=0.0 if ruled_out(c.text, d) else round(float(q), 4))
+                for c, d, q in zip(candidates, dialogues, quality, strict=True)]  # fmt: skip
+
+
+def ruled_out(text: str, dialogue: Dialogue) -> bool:
+    """Never said, whatever the score: empty, unsafe, or a copy of the user's message."""
+    return not words(text) or unsafe(text) or overlap(text, dialogue.text) >= COPY_OVERLAP
 
 
 def fit(rows: np.ndarray, labels: np.ndarray, pairs: Sequence[tuple[float, float]]) -> dict[str, Any]:

@@ -160,7 +160,8 @@ def dialogue_command(action: str, config: Any, args: Any) -> int:
     encoder = registry.encoder_for(config)
     if action == "fit-selector":
         path = Path(args.labels) if args.labels else selector.LABELS_FILE
-        weights = dialogue_eval.fit_selector(encoder, json.loads(path.read_text()))
+        rated = json.loads(path.read_text())
+        weights = dialogue_eval.fit_selector(encoder, rated["items"] if isinstance(rated, dict) else rated)
         selector.WEIGHTS_FILE.write_text(json.dumps(weights, indent=1) + "\n")
         progress(f"selector: fitted on {weights['fitted_on']}, wrote {selector.WEIGHTS_FILE}")
         print(json.dumps(weights, indent=1))
@@ -178,6 +179,8 @@ def dialogue_command(action: str, config: Any, args: Any) -> int:
         return 0
     results = dialogue_eval.replay(bot, dialogue_eval.eval_conversations(), progress)
     rep = dialogue_eval.report(results, encoder)
+    if args.ratings:
+        rep["ssa"] = dialogue_eval.ssa(rep["turns"], json.loads(Path(args.ratings).read_text()))
     (out / "eval-dialogue.json").write_text(json.dumps(rep, indent=1, ensure_ascii=False))
     (out / "eval-dialogue.md").write_text(dialogue_eval.markdown(rep))
     print(dialogue_eval.markdown(rep))

@@ -40,16 +40,17 @@ def test_ordinary_replies_are_safe(text: str) -> None:
 
 
 def test_signals() -> None:
-    echo = features("his name is biscuit", ASKED, 0.9, 0.5, generated=True, confidence=-1.0)
+    echo = features("his name is biscuit", ASKED, 0.9, 0.5, kind="generator", confidence=-1.0)
     assert feature(echo, "echo") == 1.0 and feature(echo, "generated") == 1.0 and feature(echo, "confidence") == -1.0
-    repeat = features("A puppy! Name, now.", ASKED, 0.2, 0.2, generated=False, confidence=-3.0)
+    repeat = features("A puppy! Name, now.", ASKED, 0.2, 0.2, kind="retrieval", confidence=-3.0)
     assert feature(repeat, "repeat") == 1.0 and feature(repeat, "confidence") == 0.0  # only the generator's counts
-    hedge = features("I'm sorry, but as an AI I cannot own a dog.", ASKED, 0.3, 0.3, generated=True)
+    hedge = features("I'm sorry, but as an AI I cannot own a dog.", ASKED, 0.3, 0.3, kind="generator")
     assert feature(hedge, "hedge") == 1.0 and feature(hedge, "unfinished") == 0.0
-    cut = features("Biscuit is such a", ASKED, 0.5, None, generated=True, truncated=True)
+    cut = features("Biscuit is such a", ASKED, 0.5, None, kind="generator", truncated=True)
     assert feature(cut, "unfinished") == 1.0 and feature(cut, "rel_ctx") == feature(cut, "rel_msg")
-    asks = features("Biscuit! Does he bite?", ASKED, 0.5, 0.5, generated=False)
+    asks = features("Biscuit! Does he bite?", ASKED, 0.5, 0.5, kind="backchannel")
     assert feature(asks, "question") == 1.0 and 0.0 < feature(asks, "length") < 1.0
+    assert feature(asks, "backchannel") == 1.0 and feature(asks, "generated") == 0.0
 
 
 def test_overlap() -> None:
@@ -61,19 +62,19 @@ def test_assess_fills_quality_and_zeroes_unsafe_or_empty() -> None:
     weights = Weights(tuple(1.0 if f == "rel_msg" else 0.0 for f in FEATURES), -0.5, 0.9)
     scorer = Selector(BagOfWords(), weights)
     candidates = [Candidate("biscuit is a great name", -1.0), Candidate("taxes are due", -1.0),
-                  Candidate("screw you, bastard", -1.0), Candidate("", 0.0)]  # fmt: skip
-    out = scorer.assess([ASKED] * 4, candidates, generated=True)
+                  Candidate("screw you, bastard", -1.0), Candidate("", 0.0), Candidate("His name is Biscuit!", -0.5)]
+    out = scorer.assess([ASKED] * 5, candidates, "generator")
     qualities = [c.quality for c in out]
     assert qualities[0] is not None and qualities[1] is not None and qualities[0] > qualities[1]
-    assert qualities[2] == 0.0 and qualities[3] == 0.0
+    assert qualities[2] == 0.0 and qualities[3] == 0.0 and qualities[4] == 0.0  # unsafe, empty, a copy
     assert [c.text for c in out][:2] == ["biscuit is a great name", "taxes are due"]
 
 
 def test_message_vectors_can_be_passed_in() -> None:
     enc = BagOfWords()
     scorer = Selector(enc, Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
-    given = scorer.assess([ASKED], [Candidate("biscuit!", 0.0)], False, message_vectors=enc.encode([ASKED.text]))
-    assert given == scorer.assess([ASKED], [Candidate("biscuit!", 0.0)], False)
+    given = scorer.assess([ASKED], [Candidate("biscuit!", 0.0)], "retrieval", message_vectors=enc.encode([ASKED.text]))
+    assert given == scorer.assess([ASKED], [Candidate("biscuit!", 0.0)], "retrieval")
 
 
 def test_accept_threshold() -> None:
@@ -105,7 +106,7 @@ def test_shipped_weights_prefer_the_written_reply_over_one_from_another_conversa
         dialogues.append(Dialogue(tuple(turns[:1])))
         right.append(Candidate(turns[1].text, 0.0))
         wrong.append(Candidate(other[1].text, 0.0))
-    good = [c.quality or 0.0 for c in scorer.assess(dialogues, right, generated=False)]
-    bad = [c.quality or 0.0 for c in scorer.assess(dialogues, wrong, generated=False)]
+    good = [c.quality or 0.0 for c in scorer.assess(dialogues, right, "retrieval")]
+    bad = [c.quality or 0.0 for c in scorer.assess(dialogues, wrong, "retrieval")]
     wins = np.mean(np.array(good) > np.array(bad))
     assert wins >= 0.75, wins

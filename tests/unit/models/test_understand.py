@@ -13,6 +13,7 @@ from models import registry, retrieval_eval
 from models.config import ModelConfig
 from models.responder import ContextWeights
 from models.types import Dialogue, Utterance
+from models.understand import SHORTLIST, Understander
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +39,14 @@ def counting(encoder: Any, calls: list[list[str]]) -> None:
     encoder.encode = encode
 
 
+def plain(config: ModelConfig) -> Understander:
+    """The understand step without the selector: the responder's own best reply."""
+    served = registry.load("understand", config)
+    return Understander(served.intent, served.responder)
+
+
 def test_understanding_matches_each_model_run_alone(built_config: ModelConfig) -> None:
-    understander = registry.load("understand", built_config)
+    understander = plain(built_config)
     intent, responder = understander.intent, understander.responder
     batch = dialogues()
     understood = understander.predict(batch)
@@ -54,7 +61,7 @@ def test_understanding_matches_each_model_run_alone(built_config: ModelConfig) -
 
 
 def test_one_encoder_call_per_batch_and_no_text_embedded_twice(built_config: ModelConfig) -> None:
-    understander = registry.load("understand", built_config)
+    understander = plain(built_config)
     encoder = understander.intent.encoder
     calls: list[list[str]] = []
     counting(encoder, calls)
@@ -72,7 +79,7 @@ def test_one_encoder_call_per_batch_and_no_text_embedded_twice(built_config: Mod
 
 
 def test_context_changes_the_reply_but_not_the_intent(built_config: ModelConfig) -> None:
-    understander = registry.load("understand", built_config)
+    understander = plain(built_config)
     contexts = [(), (Utterance("user", "I'm starving"), Utterance("bot", PIZZA)),
                 (Utterance("user", "my dog is so cute"), Utterance("bot", "Tell your furry friend I said hi.")),
                 (Utterance("user", "I have a crush"), Utterance("bot", "Ooh, a crush! Tell me everything. Who is it?"))]
@@ -86,7 +93,7 @@ def test_context_changes_the_reply_but_not_the_intent(built_config: ModelConfig)
 
 
 def test_context_raises_the_hit_rate_on_the_retrieval_cases(built_config: ModelConfig) -> None:
-    understander = registry.load("understand", built_config)
+    understander = plain(built_config)
     cases = retrieval_eval.cases()
     switches = [c for c in cases if c.topic_switch]
     assert len(cases) >= 50 and switches
@@ -94,3 +101,18 @@ def test_context_raises_the_hit_rate_on_the_retrieval_cases(built_config: ModelC
     mixed = retrieval_eval.hit_rate(understander, cases, ContextWeights())
     assert mixed >= 0.8 and mixed >= alone + 0.2
     assert retrieval_eval.hit_rate(understander, switches, ContextWeights()) >= 0.9
+
+
+def test_the_served_step_answers_with_the_best_rated_option(built_config: ModelConfig) -> None:
+    """With the selector, the reply is the best-rated of the retrieval shortlist and the backchannel reply."""
+    served = registry.load("understand", built_config)
+    batch = dialogues()
+    understood = served.predict(batch)
+    _, options = served.options(batch)
+    assert served.scorer is not None
+    for dialogue, got, found in zip(batch, understood, options, strict=True):
+        assert [kind for _, kind in found] == ["retrieval"] * SHORTLIST + ["backchannel"]
+        rated = served.scorer.assess([dialogue] * len(found), [c for c, _ in found], [k for _, k in found])
+        assert got.reply.text in {c.text for c in rated}
+        assert got.reply.quality == pytest.approx(max(c.quality or 0.0 for c in rated), abs=1e-4)
+    assert served.versions["responder"] != served.responder.version  # the selection is part of the reply's version

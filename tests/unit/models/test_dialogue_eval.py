@@ -1,0 +1,81 @@
+"""eval-dialogue's replay, metrics, SSA arithmetic and the selector's fitting path (retrieval only:
+the generator has its own tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from models import dialogue_eval, registry, selector
+from models.config import ModelConfig
+
+
+@pytest.fixture(scope="module")
+def bot(built_config: ModelConfig) -> dialogue_eval.Bot:
+    scorer = selector.Selector(registry.encoder_for(built_config))
+    return dialogue_eval.Bot(registry.load_understander(built_config, scorer), None, scorer)
+
+
+def test_sources_map_to_kinds() -> None:
+    assert [dialogue_eval.kind_of(s) for s in ("written", "retrieval-2", "generator", "backchannel")] == [
+        "retrieval", "retrieval", "generator", "backchannel"]
+
+
+def row(turn: int, source: str = "retrieval", intent: str | None = "food", confidence: float = 0.9,
+        chosen: str = "r") -> dict[str, Any]:  # fmt: skip
+    return {"conversation": "c", "turn": turn, "intent": intent, "intent_confidence": confidence, "source": source,
+            "candidates": {"retrieval": "r", "generator": "g", "chosen": chosen}}  # fmt: skip
+
+
+def test_the_rule_before_the_selector() -> None:
+    assert dialogue_eval.rule_choice(row(2)) == "retrieval"
+    assert dialogue_eval.rule_choice(row(6)) == "generator"
+    assert dialogue_eval.rule_choice(row(2, confidence=0.3)) == "generator"
+    assert dialogue_eval.rule_choice(row(2, intent="oos")) == "generator"
+    assert dialogue_eval.rule_choice(row(9, source="canned", chosen="hi!")) == "chosen"
+
+
+def test_ssa_per_way_of_choosing() -> None:
+    turns = [row(1, chosen="r"), row(7, source="generative", chosen="g")]
+    ratings = {"c:1:retrieval": {"sensible": 1, "specific": 1}, "c:1:generator": {"sensible": 0, "specific": 1},
+               "c:7:retrieval": {"sensible": 1, "specific": 0}, "c:7:generator": {"sensible": 1, "specific": 1}}
+    got = dialogue_eval.ssa(turns, ratings)
+    assert got["selector (chosen)"] == {"rated": 2, "sensible": 1.0, "specific": 1.0, "ssa": 1.0}
+    assert got["retrieval only"]["specific"] == 0.5
+    # not sensible, so not specific either
+    assert got["generator only"]["sensible"] == 0.5 and got["generator only"]["specific"] == 0.5
+
+
+def test_distinct_n() -> None:
+    assert dialogue_eval._distinct(["a b a b"], 1) == 0.5
+    assert dialogue_eval._distinct(["a b", "a b"], 2) == 0.5
+    assert dialogue_eval._distinct([], 2) == 0.0
+
+
+def test_replay_answers_every_turn_and_feeds_replies_back(bot: dialogue_eval.Bot) -> None:
+    conversations = dialogue_eval.eval_conversations()[:3]
+    results = dialogue_eval.replay(bot, conversations, lambda _: None)
+    assert len(results) == sum(len(turns) for _, turns in conversations)
+    for result in results:
+        assert result.decision.text and result.decision.source in {"canned", "retrieval"}
+        assert len(result.history) == 2 * result.turn - 1  # earlier turns and the bot's replies
+    rep = dialogue_eval.report(results, bot.scorer.encoder)
+    assert rep["n_turns"] == len(results) and rep["generator_share"] == 0.0
+    assert rep["metrics"]["chosen"]["unsafe"] == 0 and rep["metrics"]["chosen"]["empty"] == 0
+    assert len(rep["sample"]) == min(20, len(results))
+    text = dialogue_eval.markdown(rep)
+    assert "| chosen |" in text and "## Sample turns" in text
+
+
+def test_fitting_data_and_fit(bot: dialogue_eval.Bot) -> None:
+    items = dialogue_eval.rating_items(bot, lambda _: None)
+    sources = {item["source"] for item in items}
+    assert sources == {"written", "other", "retrieval", "retrieval-2", "retrieval-3", "backchannel"}
+    for item in items:
+        item["sensible"] = {"written": 1, "other": 0}.get(item["source"])
+    weights = dialogue_eval.fit_selector(bot.scorer.encoder, items)
+    assert tuple(weights["features"]) == selector.FEATURES
+    coef = dict(zip(selector.FEATURES, weights["coef"], strict=True))
+    assert coef["rel_msg"] + coef["rel_ctx"] > 0  # relevant replies are the sensible ones
+    assert weights["train_accuracy"] > 0.7
