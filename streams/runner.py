@@ -177,7 +177,8 @@ def dialogue_command(action: str, config: Any, args: Any) -> int:
         path.write_text(json.dumps(items, indent=1, ensure_ascii=False))
         progress(f"selector data: {len(items)} candidates to rate in {path}")
         return 0
-    results = dialogue_eval.replay(bot, dialogue_eval.eval_conversations(), progress)
+    conversations = dialogue_eval.eval_conversations()
+    results = dialogue_eval.replay(bot, conversations[: args.limit] if args.limit else conversations, progress)
     rep = dialogue_eval.report(results, encoder)
     if args.ratings:
         rep["ssa"] = dialogue_eval.ssa(rep["turns"], json.loads(Path(args.ratings).read_text()))

@@ -3,6 +3,8 @@ the generator has its own tests)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +81,18 @@ def test_fitting_data_and_fit(bot: dialogue_eval.Bot) -> None:
     coef = dict(zip(selector.FEATURES, weights["coef"], strict=True))
     assert coef["rel_msg"] + coef["rel_ctx"] > 0  # relevant replies are the sensible ones
     assert weights["train_accuracy"] > 0.7
+
+
+def test_the_command_writes_its_report(built_config: ModelConfig, tmp_path: Path) -> None:
+    """`banter models eval-dialogue` end to end (without the generator, on two conversations)."""
+    from streams.cli import main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(built_config.cache_dir)  # the session's built models, where settings look
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BANTER_HOME", str(home))
+        assert main(["models", "eval-dialogue", "--no-generator", "--limit", "2", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "eval-dialogue.json").read_text())
+    assert report["conversations"] == 2 and report["n_turns"] == len(report["turns"]) > 0
+    assert (tmp_path / "eval-dialogue.md").read_text().startswith("# banter eval-dialogue")
