@@ -160,27 +160,36 @@ class ChatGenerator:
     def _decode(self, batch: Sequence[Dialogue], cap: int, deadline: float) -> list[Candidate]:
         if cap <= 0 or time.monotonic() > deadline:
             return [Candidate("", 0.0, truncated=True) for _ in batch]
+        prompts = [self.prompt_tokens(d, cap) for d in batch]
         timed_out: set[int] = set()
+        logprobs: dict[int, list[float]] = {i: [] for i in range(len(batch))}
 
-        def out_of_time(step: Any) -> bool:
+        def on_step(step: Any) -> bool:
+            """Keep each reply token's log-probability; stop a row at its cap or when time is up."""
+            if step.step >= len(prompts[step.batch_id]) - 1:
+                logprobs[step.batch_id].append(float(step.log_prob))
             if time.monotonic() > deadline:
                 timed_out.add(step.batch_id)
                 return True
-            return False
+            return len(logprobs[step.batch_id]) >= cap
 
+        # The prompts' own tokens go through the decoding loop (include_prompt_in_result): slower than
+        # forwarding them at once, but then a row's numbers, and so its reply, never depend on its batch-mates.
         results = self.runtime.generate_batch(
-            [self.prompt_tokens(d, cap) for d in batch], static_prompt=self._static, max_length=cap, sampling_topk=1,
+            prompts, static_prompt=self._static, max_length=cap + max(map(len, prompts)), sampling_topk=1,
             repetition_penalty=REPETITION_PENALTY, no_repeat_ngram_size=NO_REPEAT_NGRAM,
-            include_prompt_in_result=False, end_token=self._end, return_end_token=True,
-            return_scores=True, suppress_sequences=self._suppressed, callback=out_of_time,
+            include_prompt_in_result=True, end_token=self._end, return_end_token=True,
+            return_scores=True, suppress_sequences=self._suppressed, callback=on_step,  # scores: step log-probs
         )  # fmt: skip
         replies = []
-        for i, result in enumerate(results):
-            ids = list(result.sequences_ids[0])
+        for i, (prompt, result) in enumerate(zip(prompts, results, strict=True)):
+            ids = list(result.sequences_ids[0])[len(prompt) - 1 :][:cap]  # after the prompt, less its first token
             ended = bool(ids) and self.tokenizer.convert_ids_to_tokens(ids[-1]) in self._end
+            drawn = logprobs[i][: len(ids)]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             truncated = not ended or i in timed_out
-            replies.append(Candidate(tidy(str(text), complete=not truncated), float(result.scores[0]), truncated))
+            score = sum(drawn) / len(drawn) if drawn else 0.0
+            replies.append(Candidate(tidy(str(text), complete=not truncated), score, truncated))
         return replies
 
 

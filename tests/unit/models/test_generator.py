@@ -76,6 +76,13 @@ def test_a_reply_is_a_function_of_its_dialogue(packaged: ChatGenerator) -> None:
     assert packaged.predict([dialogue]) == packaged.predict([dialogue])
 
 
+def test_a_reply_never_depends_on_its_batch_mates(packaged: ChatGenerator) -> None:
+    batch = [ask(m) for m in MESSAGES] + [ask("ok", Utterance("user", "my cat knocked over a plant"),
+                                              Utterance("bot", "Chaos gremlin! Is the plant alive?"))]  # fmt: skip
+    together = packaged.predict(batch)
+    assert together == [packaged.predict([dialogue])[0] for dialogue in batch]
+
+
 def test_history_reaches_the_prompt_and_is_cut_to_the_window(packaged: ChatGenerator) -> None:
     short = packaged.prompt_tokens(ask("and then?", Utterance("user", "my cat ate my homework")), 32)
     assert "Ġcat" in short
