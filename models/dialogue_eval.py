@@ -48,6 +48,7 @@ class TurnResult:
     generated: Candidate | None
     decision: policy.Decision
     select_ms: float
+    top_retrieval: Candidate | None = None  # the responder's own best, before the selector weighed the options
 
     @property
     def message(self) -> str:
@@ -69,6 +70,7 @@ class Bot:
         dialogues = [Dialogue(h, seed=policy.seed_of(f"{c}:{t}")) for c, h, t in zip(conversations, histories, turns,
                                                                                         strict=True)]  # fmt: skip
         understood = self.understander.predict(dialogues)
+        tops = [found[0][0] for found in self.understander.options(dialogues)[1]]
         replies = [u.reply for u in understood]
         if any(r.quality is None for r in replies):
             replies = self.scorer.assess(dialogues, replies, "retrieval")
@@ -83,7 +85,7 @@ class Bot:
             assert decision is not None  # final decisions always answer
             out.append(TurnResult(conversations[i], turns[i], dialogue.history, understood[i].intent.label,
                                   float(understood[i].intent.confidence), replies[i], generated[i], decision,
-                                  select_ms))  # fmt: skip
+                                  select_ms, tops[i]))  # fmt: skip
         return out
 
 
@@ -192,6 +194,7 @@ def _turn_row(r: TurnResult) -> dict[str, Any]:
         "context": [[u.speaker, u.text] for u in r.history[-5:]],
         "intent": r.intent, "intent_confidence": round(r.intent_confidence, 3),
         "candidates": {"retrieval": r.retrieval.text, "generator": r.generated.text if r.generated else None,
+                       "top_retrieval": r.top_retrieval.text if r.top_retrieval else r.retrieval.text,
                        "chosen": r.decision.text},
         "quality": {"retrieval": r.retrieval.quality, "generator": r.generated.quality if r.generated else None},
         "source": r.decision.source,
@@ -204,12 +207,12 @@ RULE_UNCERTAIN = 0.55
 
 def rule_choice(row: dict[str, Any]) -> str:
     """Which candidate the routing rule before the selector took: the generator from the 6th turn
-    on and for uncertain or out-of-scope intents, retrieval otherwise (canned stays canned)."""
+    on and for uncertain or out-of-scope intents, the responder's own best otherwise (canned stays canned)."""
     if row["source"] in {"canned", "fallback"}:
         return "chosen"
     generator_first = (row["turn"] >= RULE_LONG_TURNS or row["intent"] in {None, "oos"}
                        or row["intent_confidence"] < RULE_UNCERTAIN)  # fmt: skip
-    return "generator" if generator_first and row["candidates"]["generator"] else "retrieval"
+    return "generator" if generator_first and row["candidates"]["generator"] else "top_retrieval"
 
 
 def ssa(turns: Sequence[dict[str, Any]], ratings: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
@@ -219,7 +222,8 @@ def ssa(turns: Sequence[dict[str, Any]], ratings: dict[str, dict[str, int]]) -> 
     ways: dict[str, Callable[[dict[str, Any]], str]] = {
         "selector (chosen)": lambda row: "chosen",
         "rule before the selector": rule_choice,
-        "retrieval only": lambda row: "chosen" if row["source"] == "canned" else "retrieval",
+        "responder's best only": lambda row: "chosen" if row["source"] == "canned" else "top_retrieval",
+        "understand step only (no generator)": lambda row: "chosen" if row["source"] == "canned" else "retrieval",
         "generator only": lambda row: "chosen" if row["source"] == "canned" else "generator",
     }
     out: dict[str, dict[str, float]] = {}
@@ -236,13 +240,30 @@ def ssa(turns: Sequence[dict[str, Any]], ratings: dict[str, dict[str, int]]) -> 
 
 
 def _rating_key(row: dict[str, Any], candidate: str) -> str:
-    """Ratings are per text: the chosen reply shares the rating of the candidate it came from."""
-    if candidate == "chosen":
-        for name in ("retrieval", "generator"):
-            if row["candidates"][name] == row["candidates"]["chosen"]:
-                candidate = name
-                break
+    """Ratings are per text: a candidate with the same text as another shares its rating."""
+    text = row["candidates"].get(candidate)
+    for name in RATED:
+        if row["candidates"].get(name) == text:
+            return f"{row['conversation']}:{row['turn']}:{name}"
     return f"{row['conversation']}:{row['turn']}:{candidate}"
+
+
+RATED = ("retrieval", "top_retrieval", "generator", "chosen")
+"""The order in which a turn's distinct texts are rated (a canned reply is rated as ``chosen``)."""
+
+
+def rating_rows(turns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One item per distinct text of each turn, keyed as ``ssa`` reads the ratings."""
+    items = []
+    for row in turns:
+        seen: set[str] = set()
+        for name in RATED:
+            text = row["candidates"].get(name)
+            if text and text not in seen:
+                seen.add(text)
+                items.append({"key": f"{row['conversation']}:{row['turn']}:{name}", "context": row["context"],
+                              "reply": text})  # fmt: skip
+    return items
 
 
 def _mean(values: Iterable[float | None]) -> float | None:

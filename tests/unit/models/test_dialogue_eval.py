@@ -27,11 +27,12 @@ def test_sources_map_to_kinds() -> None:
 def row(turn: int, source: str = "retrieval", intent: str | None = "food", confidence: float = 0.9,
         chosen: str = "r") -> dict[str, Any]:  # fmt: skip
     return {"conversation": "c", "turn": turn, "intent": intent, "intent_confidence": confidence, "source": source,
-            "candidates": {"retrieval": "r", "generator": "g", "chosen": chosen}}  # fmt: skip
+            "context": [["user", "hi"]],
+            "candidates": {"retrieval": "r", "generator": "g", "top_retrieval": "r", "chosen": chosen}}  # fmt: skip
 
 
 def test_the_rule_before_the_selector() -> None:
-    assert dialogue_eval.rule_choice(row(2)) == "retrieval"
+    assert dialogue_eval.rule_choice(row(2)) == "top_retrieval"
     assert dialogue_eval.rule_choice(row(6)) == "generator"
     assert dialogue_eval.rule_choice(row(2, confidence=0.3)) == "generator"
     assert dialogue_eval.rule_choice(row(2, intent="oos")) == "generator"
@@ -44,7 +45,10 @@ def test_ssa_per_way_of_choosing() -> None:
                "c:7:retrieval": {"sensible": 1, "specific": 0}, "c:7:generator": {"sensible": 1, "specific": 1}}
     got = dialogue_eval.ssa(turns, ratings)
     assert got["selector (chosen)"] == {"rated": 2, "sensible": 1.0, "specific": 1.0, "ssa": 1.0}
-    assert got["retrieval only"]["specific"] == 0.5
+    assert got["responder's best only"]["specific"] == 0.5
+    assert got["understand step only (no generator)"] == got["responder's best only"]  # same texts, same ratings
+    assert [item["key"] for item in dialogue_eval.rating_rows(turns)] == ["c:1:retrieval", "c:1:generator",
+                                                                          "c:7:retrieval", "c:7:generator"]
     # not sensible, so not specific either
     assert got["generator only"]["sensible"] == 0.5 and got["generator only"]["specific"] == 0.5
 
