@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from faust import Stream
@@ -29,7 +30,7 @@ from schemas import Event
 from streams import analytics as reader
 from streams import analytics_page, gaps, tables, topics  # noqa: F401  # analytics_page: the worker's pages
 from streams.app import app, role_agent, settings
-from streams.pipeline import decode_event
+from streams.pipeline import decode_event, guarded
 
 BATCH = 2000
 BATCH_WAIT_S = 1.0  # analytics is not on the reply path: bigger batches, fewer changelog writes
@@ -80,14 +81,18 @@ async def _count(records: list[EventT]) -> None:
     await LOADED.ensure({record.message.partition for record in records})
     now, shards = time.time(), dict[int, analytics.Shard]()
     for record in records:
-        event = await decode_event(record, Event, "analytics")
-        if event is not None:
-            partition = record.message.partition
-            shard = shards.get(partition) or shards.setdefault(partition, _open(partition))
-            shard.add(event, record.message.offset, now)
+        await guarded(record, "analytics", partial(_add, record, shards, now))
     for shard in shards.values():
         shard.tidy(now)
         _save(shard)
+
+
+async def _add(record: EventT, shards: dict[int, analytics.Shard], now: float) -> None:
+    event = await decode_event(record, Event, "analytics")
+    if event is not None:
+        partition = record.message.partition
+        shard = shards.get(partition) or shards.setdefault(partition, _open(partition))
+        shard.add(event, record.message.offset, now)
 
 
 def _open(partition: int) -> analytics.Shard:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from faust import Stream
 from faust.types import EventT
@@ -11,7 +12,7 @@ from models import context
 from schemas import HistoryItem, Message, Reply, Turn, encode
 from streams import gaps, tables, topics
 from streams.app import metrics, role_agent, settings
-from streams.pipeline import decode_event, seconds_since_produced
+from streams.pipeline import decode_event, guarded, seconds_since_produced
 
 
 @role_agent("context", topics.context_inputs)
@@ -28,10 +29,8 @@ async def _record(events: list[EventT]) -> None:
     """Each conversation the batch touched is written to the changelog once, after the batch."""
     touched: Touched = {}
     for event in events:
-        if event.message.topic == topics.replies.get_topic_name():
-            await _record_reply(event, touched)
-        else:
-            await _record_message(event, touched)
+        record = _record_reply if event.message.topic == topics.replies.get_topic_name() else _record_message
+        await guarded(event, "context", partial(record, event, touched))
     for key, (state, partition) in touched.items():
         await tables.persist(tables.conversations, key, state, partition, durable=False)
 

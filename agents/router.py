@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from functools import partial
 from typing import Any
 
 from faust import Stream
@@ -27,7 +28,7 @@ from faust.types import EventT
 from schemas import ModelOutput, Turn
 from streams import gaps, routing, tables, topics
 from streams.app import metrics, role_agent, role_timer, settings
-from streams.pipeline import decode_event
+from streams.pipeline import decode_event, guarded
 
 CONTEXT = routing.context(settings)
 deadlines = routing.Deadlines()
@@ -49,7 +50,8 @@ async def _route_all(events: list[EventT]) -> None:
         touched: Touched = {}
         box = routing.Outbox()
         for event in events:
-            box.add(await _route(event, touched))
+            routed = await guarded(event, "router", partial(_route, event, touched))
+            box.add(routed or routing.Outbox())
         await _commit(touched, box)
 
 

@@ -67,6 +67,8 @@ def decode(data: bytes | None, cls: type[T]) -> T:
         raise _invalid(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise SchemaError("invalid_json", str(exc)) from None
+    except RecursionError:  # msgspec walks nested arrays and objects recursively, even of unknown fields
+        raise SchemaError("too_deeply_nested", "nesting exceeds the decoder's depth") from None
     if check is not None:
         check(record)
     return record

@@ -239,7 +239,10 @@ class Event(msgspec.Struct, frozen=True):
 class DeadLetter(msgspec.Struct, frozen=True):
     """Input that could not be used (topic ``banter.deadletter``).
 
-    ``original`` is the original bytes, base64-encoded so that any bytes survive.
+    ``original`` is the original bytes, base64-encoded so that any bytes survive:
+    all of them when they are small, else their head (``truncated`` is true). So a
+    dead letter stays far below the producer's request limit whatever the input;
+    ``original_length`` and ``original_sha256`` identify the whole original.
     """
 
     reason: str
@@ -251,4 +254,7 @@ class DeadLetter(msgspec.Struct, frozen=True):
     original: str
     at: float
     key: str | None = None
+    original_length: int | None = None  # bytes in the whole original
+    original_sha256: str | None = None  # hex digest of the whole original
+    truncated: bool = False  # ``original`` holds only the head of the original
     schema_version: int = SCHEMA_VERSION

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from faust.types import EventT
@@ -29,7 +30,7 @@ from schemas import ModelOutput, Turn, encode
 from schemas.records import Kind
 from streams import topics
 from streams.app import metrics, settings
-from streams.pipeline import decode_events, seconds_since_produced
+from streams.pipeline import decode_events, guarded, seconds_since_produced
 from streams.routing import turn_ref
 from streams.services import ModelService
 
@@ -76,10 +77,14 @@ async def serve(stage: Stage, service: ModelService, events: Sequence[EventT]) -
     ran = iter(await _infer(stage, service, model, [t for t, kept in zip(turns, keep, strict=True) if kept]))
     for (event, turn), kept in zip(pairs, keep, strict=True):
         record = next(ran) if kept else _marked(stage, model, turn, "skipped", reason)
-        await topics.outputs.send(key=turn.conversation_id.encode(), value=encode(record))
-        for part in stage.parts:
-            metrics.model_outputs.labels(part, record.status).inc()
-        metrics.stage_latency.labels(stage.model).observe(seconds_since_produced(event))
+        await guarded(event, stage.model, partial(_emit, stage, event, record))
+
+
+async def _emit(stage: Stage, event: EventT, record: ModelOutput) -> None:
+    await topics.outputs.send(key=record.conversation_id.encode(), value=encode(record))
+    for part in stage.parts:
+        metrics.model_outputs.labels(part, record.status).inc()
+    metrics.stage_latency.labels(stage.model).observe(seconds_since_produced(event))
 
 
 PROBE_AFTER_S = 5.0
@@ -106,9 +111,9 @@ def _plan(stage: Stage, turns: list[Turn]) -> tuple[list[bool], str]:
 async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Turn]) -> list[ModelOutput]:
     if not turns:
         return []
-    inputs = [_with_level(stage, stage.to_input(turn)) for turn in turns]
     started = time.perf_counter()
     try:
+        inputs = [_with_level(stage, stage.to_input(turn)) for turn in turns]
         predictions = await service.run(stage.model, lambda: _predict(stage, model, inputs))
     except Exception as exc:  # a model failure becomes error outputs, never a lost message
         log.exception("model failed", extra={"model": stage.model})

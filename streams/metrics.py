@@ -61,6 +61,14 @@ class Metrics:
             "banter_dead_letters_total", "Records sent to the dead-letter topic",
             ["agent", "reason"], registry=registry,
         )  # fmt: skip
+        self.dead_letter_retries = Counter(
+            "banter_dead_letter_retries_total", "Dead letters the producer refused, each try (then retried)",
+            ["agent"], registry=registry,
+        )  # fmt: skip
+        self.handler_errors = Counter(
+            "banter_handler_errors_total", "Input records whose handling raised (each one dead-lettered)",
+            ["agent", "error"], registry=registry,
+        )  # fmt: skip
         self.late_outputs = Counter(
             "banter_late_outputs_total", "Model outputs that arrived after the reply",
             ["model"], registry=registry,
