@@ -130,6 +130,8 @@ class ChatGenerator:
         self._static = list(self.tokenizer.convert_ids_to_tokens(self._static_ids))
         self._suppressed = [list(self.tokenizer.convert_ids_to_tokens(ids)) for ids in _phrases(self.tokenizer)]
         self._window = int(json.loads((folder / META_FILE).read_text()).get("context_window", 2048))
+        self.tokens_decoded = 0
+        """Reply tokens decoded so far (end-of-turn included, before tidying): for throughput figures."""
 
     def predict(self, batch: Sequence[Dialogue]) -> list[Candidate]:
         """One reply per dialogue (dialogues with the same token cap share one decode), with the
@@ -181,6 +183,7 @@ class ChatGenerator:
             include_prompt_in_result=True, end_token=self._end, return_end_token=True,
             return_scores=True, suppress_sequences=self._suppressed, callback=on_step,  # scores: step log-probs
         )  # fmt: skip
+        self.tokens_decoded += sum(len(drawn) for drawn in logprobs.values())
         replies = []
         for i, (prompt, result) in enumerate(zip(prompts, results, strict=True)):
             ids = list(result.sequences_ids[0])[len(prompt) - 1 :][:cap]  # after the prompt, less its first token
