@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -73,16 +74,22 @@ def settle(probes: Sequence[Probe], timeout_s: float) -> int | None:
 
 
 def group_rss_bytes(pgid: int, proc: Path = Path("/proc")) -> int:
-    """Resident memory of a worker (the leader of group ``pgid``) and its children, in bytes."""
+    """Resident memory of every process in group ``pgid`` (a worker and its children), in bytes;
+    counted by group, so it holds also when the group's leader has exited."""
+    if proc.is_dir():
+        return _proc_group_rss(pgid, proc)
     try:
         import psutil
     except ImportError:
-        return _proc_group_rss(pgid, proc)
-    try:
-        leader = psutil.Process(pgid)
-        return sum(int(p.memory_info().rss) for p in (leader, *leader.children(recursive=True)))
-    except psutil.Error:
         return 0
+    total = 0
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid:
+                total += int(process.memory_info().rss)
+        except (psutil.Error, OSError):
+            continue
+    return total
 
 
 def _proc_group_rss(pgid: int, proc: Path) -> int:
