@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -142,24 +143,35 @@ def features(text: str, dialogue: Dialogue, rel_msg: float, rel_ctx: float | Non
 
 
 def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate],
-                 kinds: Sequence[str], message_vectors: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """Features of each (dialogue, candidate) pair, with one encoder call for all the texts needed."""
+                 kinds: Sequence[str], message_vectors: np.ndarray | None = None,
+                 known: Mapping[str, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+    """Features of each (dialogue, candidate) pair. Texts in ``known`` (text: unit embedding) are
+    not embedded again; every other distinct text goes through one encoder call."""
+    return _rows(encoder, dialogues, candidates, kinds, message_vectors, dict(known or {}))
+
+
+def _rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate], kinds: Sequence[str],
+          message_vectors: np.ndarray | None, vectors: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
+    """``feature_rows``, adding the embeddings it computed to ``vectors``."""
     contexts = [context_text(d) for d in dialogues]
-    texts = [c.text or " " for c in candidates] + [c for c in contexts if c]
+    wanted = [c.text or " " for c in candidates] + [c for c in contexts if c]
     if message_vectors is None:
-        texts += [d.text for d in dialogues]
-    vectors = encoder.encode(texts) if texts else np.zeros((0, 1))
-    replies, rest = vectors[: len(candidates)], vectors[len(candidates) :]
-    n_ctx = sum(1 for c in contexts if c)
-    ctx_vectors = iter(rest[:n_ctx])
-    messages = message_vectors if message_vectors is not None else rest[n_ctx:]
+        wanted += [d.text for d in dialogues]
+    missing = [t for t in dict.fromkeys(wanted) if t not in vectors]
+    if missing:
+        vectors.update(zip(missing, encoder.encode(missing), strict=True))
     rows = []
     for i, (dialogue, candidate) in enumerate(zip(dialogues, candidates, strict=True)):
-        rel_ctx = float(replies[i] @ next(ctx_vectors)) if contexts[i] else None
-        rel_msg = float(replies[i] @ messages[i])
-        rows.append(features(candidate.text, dialogue, rel_msg, rel_ctx, kind=kinds[i],
+        reply = vectors[candidate.text or " "]
+        message = message_vectors[i] if message_vectors is not None else vectors[dialogue.text]
+        rel_ctx = float(reply @ vectors[contexts[i]]) if contexts[i] else None
+        rows.append(features(candidate.text, dialogue, float(reply @ message), rel_ctx, kind=kinds[i],
                              confidence=candidate.score, truncated=candidate.truncated))  # fmt: skip
     return np.stack(rows) if rows else np.zeros((0, len(FEATURES)))
+
+
+REMEMBERED = 4096
+"""Embeddings of fixed reply texts (the persona bank, backchannel lines) the selector keeps."""
 
 
 class Selector:
@@ -169,6 +181,16 @@ class Selector:
         self.encoder = encoder
         self.weights = weights or load_weights()
         self.version = self.weights.version
+        self._remembered: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _remember(self, candidates: Sequence[Candidate], kinds: Sequence[str], vectors: dict[str, np.ndarray]) -> None:
+        """Keep the embeddings of fixed texts (not generated ones, which rarely come again)."""
+        fixed = [c.text for c, kind in zip(candidates, kinds, strict=True) if kind != "generator" and c.text]
+        with self._lock:
+            self._remembered.update((t, vectors[t]) for t in fixed if t not in self._remembered)
+            while len(self._remembered) > REMEMBERED:
+                del self._remembered[next(iter(self._remembered))]
 
     def assess(self, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate], kinds: str | Sequence[str],
                message_vectors: np.ndarray | None = None) -> list[Candidate]:  # fmt: skip
@@ -176,7 +198,10 @@ class Selector:
         if not candidates:
             return []
         kinds = [kinds] * len(candidates) if isinstance(kinds, str) else list(kinds)
-        rows = feature_rows(self.encoder, dialogues, candidates, kinds, message_vectors)
+        with self._lock:
+            vectors = dict(self._remembered)
+        rows = _rows(self.encoder, dialogues, candidates, kinds, message_vectors, vectors)
+        self._remember(candidates, kinds, vectors)
         quality = self.weights.quality(rows)
         return [replace(c, quality=0.0 if ruled_out(c.text, d) else round(float(q), 4))
                 for c, d, q in zip(candidates, dialogues, quality, strict=True)]  # fmt: skip

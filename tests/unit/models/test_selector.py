@@ -110,3 +110,21 @@ def test_shipped_weights_prefer_the_written_reply_over_one_from_another_conversa
     bad = [c.quality or 0.0 for c in scorer.assess(dialogues, wrong, "retrieval")]
     wins = np.mean(np.array(good) > np.array(bad))
     assert wins >= 0.75, wins
+
+
+def test_fixed_reply_texts_are_embedded_once() -> None:
+    calls: list[list[str]] = []
+
+    class Counting(BagOfWords):
+        def encode(self, texts: list[str]) -> np.ndarray:
+            calls.append(list(texts))
+            return super().encode(texts)
+
+    scorer = Selector(Counting(), Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
+    bank = [Candidate("Biscuit! Does he bite?", 0.5), Candidate("Oh really? Tell me more!", 0.0)]
+    first = scorer.assess([ASKED] * 2, bank, ["retrieval", "backchannel"])
+    later = Dialogue((*ASKED.history, Utterance("bot", "Cute!"), Utterance("user", "he's tiny")))
+    scorer.assess([later] * 2, bank, ["retrieval", "backchannel"])
+    assert calls[0] == [c.text for c in bank] + [selector.context_text(ASKED), ASKED.text]
+    assert calls[1] == [selector.context_text(later), later.text]  # the replies' embeddings are remembered
+    assert scorer.assess([ASKED] * 2, bank, ["retrieval", "backchannel"]) == first
