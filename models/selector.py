@@ -111,10 +111,10 @@ def overlap(a: str, b: str) -> float:
     return len(x & y) / len(x | y) if x and y else 0.0
 
 
-def context_text(dialogue: Dialogue) -> str:
-    """The conversation just before the user's message: the previous user turn and the bot's last reply."""
-    earlier = [u.text for u in dialogue.history[:-1][-2:]]
-    return " ".join(earlier)
+def context_turns(dialogue: Dialogue) -> list[str]:
+    """The conversation just before the user's message: its two previous turns (usually the user's
+    previous message and the bot's last reply). The context's vector is their embeddings' mean."""
+    return [u.text for u in dialogue.history[:-1][-2:]]
 
 
 def recent_bot(dialogue: Dialogue) -> list[str]:
@@ -153,8 +153,8 @@ def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Se
 def _rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate], kinds: Sequence[str],
           message_vectors: np.ndarray | None, vectors: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
     """``feature_rows``, adding the embeddings it computed to ``vectors``."""
-    contexts = [context_text(d) for d in dialogues]
-    wanted = [c.text or " " for c in candidates] + [c for c in contexts if c]
+    contexts = [context_turns(d) for d in dialogues]
+    wanted = [c.text or " " for c in candidates] + [t for turns in contexts for t in turns]
     if message_vectors is None:
         wanted += [d.text for d in dialogues]
     missing = [t for t in dict.fromkeys(wanted) if t not in vectors]
@@ -164,14 +164,17 @@ def _rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[
     for i, (dialogue, candidate) in enumerate(zip(dialogues, candidates, strict=True)):
         reply = vectors[candidate.text or " "]
         message = message_vectors[i] if message_vectors is not None else vectors[dialogue.text]
-        rel_ctx = float(reply @ vectors[contexts[i]]) if contexts[i] else None
+        context = sum((vectors[t] for t in contexts[i]), np.zeros_like(reply))
+        norm = float(np.linalg.norm(context))
+        rel_ctx = float(reply @ context) / norm if norm > 0 else None
         rows.append(features(candidate.text, dialogue, float(reply @ message), rel_ctx, kind=kinds[i],
                              confidence=candidate.score, truncated=candidate.truncated))  # fmt: skip
     return np.stack(rows) if rows else np.zeros((0, len(FEATURES)))
 
 
-REMEMBERED = 4096
-"""Embeddings of fixed reply texts (the persona bank, backchannel lines) the selector keeps."""
+REMEMBERED = 8192
+"""Embeddings the selector keeps: fixed reply texts (the persona bank, backchannel lines) and the
+latest users' messages."""
 
 
 class Selector:
@@ -184,11 +187,15 @@ class Selector:
         self._remembered: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def _remember(self, candidates: Sequence[Candidate], kinds: Sequence[str], vectors: dict[str, np.ndarray]) -> None:
-        """Keep the embeddings of fixed texts (not generated ones, which rarely come again)."""
+    def _remember(self, candidates: Sequence[Candidate], kinds: Sequence[str], vectors: dict[str, np.ndarray],
+                  dialogues: Sequence[Dialogue]) -> None:  # fmt: skip
+        """Keep the embeddings of fixed reply texts and of the users' messages (the context of the
+        next turns); generated replies rarely come again."""
         fixed = [c.text for c, kind in zip(candidates, kinds, strict=True) if kind != "generator" and c.text]
         with self._lock:
-            self._remembered.update((t, vectors[t]) for t in fixed if t not in self._remembered)
+            for text in [*fixed, *(d.text for d in dialogues)]:
+                if text in vectors and text not in self._remembered:
+                    self._remembered[text] = vectors[text]
             while len(self._remembered) > REMEMBERED:
                 del self._remembered[next(iter(self._remembered))]
 
@@ -200,8 +207,10 @@ class Selector:
         kinds = [kinds] * len(candidates) if isinstance(kinds, str) else list(kinds)
         with self._lock:
             vectors = dict(self._remembered)
+        if message_vectors is not None:  # a message is context for its conversation's next turn
+            vectors.update((d.text, v) for d, v in zip(dialogues, message_vectors, strict=True))
         rows = _rows(self.encoder, dialogues, candidates, kinds, message_vectors, vectors)
-        self._remember(candidates, kinds, vectors)
+        self._remember(candidates, kinds, vectors, dialogues)
         quality = self.weights.quality(rows)
         return [replace(c, quality=0.0 if ruled_out(c.text, d) else round(float(q), 4))
                 for c, d, q in zip(candidates, dialogues, quality, strict=True)]  # fmt: skip

@@ -125,6 +125,6 @@ def test_fixed_reply_texts_are_embedded_once() -> None:
     first = scorer.assess([ASKED] * 2, bank, ["retrieval", "backchannel"])
     later = Dialogue((*ASKED.history, Utterance("bot", "Cute!"), Utterance("user", "he's tiny")))
     scorer.assess([later] * 2, bank, ["retrieval", "backchannel"])
-    assert calls[0] == [c.text for c in bank] + [selector.context_text(ASKED), ASKED.text]
-    assert calls[1] == [selector.context_text(later), later.text]  # the replies' embeddings are remembered
+    assert calls[0] == [c.text for c in bank] + selector.context_turns(ASKED) + [ASKED.text]
+    assert calls[1] == ["Cute!", "he's tiny"]  # the replies and the earlier message are remembered
     assert scorer.assess([ASKED] * 2, bank, ["retrieval", "backchannel"]) == first
