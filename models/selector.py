@@ -187,6 +187,15 @@ class Selector:
         self._remembered: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
+    def warm(self, texts: Sequence[str], batch: int = 64) -> None:
+        """Embed fixed reply texts ahead of traffic (at load), so that no message waits for them."""
+        wanted = [t for t in dict.fromkeys(texts) if t and t not in self._remembered][:REMEMBERED // 2]
+        for start in range(0, len(wanted), batch):
+            chunk = wanted[start : start + batch]
+            vectors = self.encoder.encode(chunk)
+            with self._lock:
+                self._remembered.update(zip(chunk, vectors, strict=True))
+
     def _remember(self, candidates: Sequence[Candidate], kinds: Sequence[str], vectors: dict[str, np.ndarray],
                   dialogues: Sequence[Dialogue]) -> None:  # fmt: skip
         """Keep the embeddings of fixed reply texts and of the users' messages (the context of the

@@ -55,6 +55,9 @@ class Understander:
         reply_version = digest_value(parts) if scorer or backchannel else responder.version
         self.versions = {"intent": intent.version, "responder": reply_version}
         self.version = digest_value([intent.version, reply_version])
+        if scorer is not None:  # the bank's and the backchannel's replies, embedded once before any message
+            fixed = [*responder.texts, *(backchannel.texts if backchannel else ())]
+            scorer.warm(sorted(fixed))
 
     def predict(self, batch: Sequence[Dialogue]) -> list[Understanding]:
         """The intent of each dialogue's last user text, and the reply chosen for it in its context."""

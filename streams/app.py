@@ -54,9 +54,17 @@ def create_app(settings: Settings) -> faust.App:
         # orchestrator's SIGKILL. Unacked events are simply not committed and come again after
         # the restart (at-least-once; every step is idempotent by message_id).
         stream_wait_empty=False,
+        # A topic created just before the group's assignment (a changelog faust creates at start,
+        # or banter's own topics) may have no partition leaders yet in the leader's metadata; the
+        # assignor then leaves it out ("Ignoring missing topic") until the metadata is refreshed,
+        # by default 5 minutes later. Refreshing every few seconds lets the group rebalance onto it.
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         logging_config=None,
     )
     return app
+
+
+METADATA_MAX_AGE_MS = 5_000
 
 
 def _credentials(settings: Settings) -> Any:

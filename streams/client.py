@@ -34,8 +34,13 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create banter's topics with the configured partitions; returns those created."""
+async def ensure_topics(settings: Settings, wait_s: float = 30.0) -> list[str]:
+    """Create banter's topics with the configured partitions; returns those created.
+
+    Returns once every partition of the created topics has a leader (or after ``wait_s``), so
+    that a worker started next sees them whole: a topic without leaders in the group leader's
+    metadata is left out of the assignment until the metadata is refreshed.
+    """
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
@@ -46,9 +51,21 @@ async def ensure_topics(settings: Settings) -> list[str]:
             await admin.create_topics(
                 [NewTopic(name, settings.partitions, settings.replication) for name in missing]
             )
+            await _wait_for_leaders(admin, missing, wait_s)
         return missing
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(topics)
+        ready = [t for t in described if not t.get("error_code") and t.get("partitions")
+                 and all(p.get("leader", -1) >= 0 for p in t["partitions"])]  # fmt: skip
+        if len(ready) == len(topics):
+            return
+        await asyncio.sleep(0.2)
 
 
 def new_message(text: str, conversation_id: str, user_id: str = "cli-user", platform: str = "cli") -> Message:

@@ -128,3 +128,18 @@ def test_fixed_reply_texts_are_embedded_once() -> None:
     assert calls[0] == [c.text for c in bank] + selector.context_turns(ASKED) + [ASKED.text]
     assert calls[1] == ["Cute!", "he's tiny"]  # the replies and the earlier message are remembered
     assert scorer.assess([ASKED] * 2, bank, ["retrieval", "backchannel"]) == first
+
+
+def test_warm_texts_are_never_embedded_for_a_message() -> None:
+    calls: list[list[str]] = []
+
+    class Counting(BagOfWords):
+        def encode(self, texts: list[str]) -> np.ndarray:
+            calls.append(list(texts))
+            return super().encode(texts)
+
+    scorer = Selector(Counting(), Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
+    scorer.warm(["Biscuit! Does he bite?", "Oh really? Tell me more!", "Biscuit! Does he bite?"])
+    assert calls == [["Biscuit! Does he bite?", "Oh really? Tell me more!"]]
+    scorer.assess([ASKED], [Candidate("Oh really? Tell me more!", 0.0)], "backchannel")
+    assert "Oh really? Tell me more!" not in calls[1]
