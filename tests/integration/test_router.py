@@ -136,6 +136,40 @@ def test_kill_minus_9_loses_no_reply_and_changes_no_text(worker_factory: Any) ->
 
 
 
+@pytest.mark.crash
+def test_sigterm_under_a_backlog_exits_within_10_s_and_loses_nothing(worker_factory: Any) -> None:
+    """A graceful stop while messages wait: the worker exits within 10 s, and after a restart every
+    message is answered and a platform sees each reply once."""
+    worker = worker_factory(BANTER_SESSION_TIMEOUT_S="10")
+    worker.wait_ready(timeout_s=240)
+    settings = worker.settings
+    messages = [new_message(f"{OPEN_TEXTS[i % 5]} #{i}", f"stop-{i % 100}", platform="test") for i in range(1500)]
+    wanted = {m.message_id for m in messages}
+    took: list[float] = []
+
+    async def send_and_stop() -> None:
+        first, second = messages[:1000], messages[1000:]
+        await produce(settings, [(m.conversation_id.encode(), encode(m)) for m in first])
+        await read_topic(settings, "replies", lambda rs: len(rs) >= 200, 120.0)  # a backlog of hundreds waits
+        started = time.monotonic()
+        worker.stop(timeout_s=60.0)
+        took.append(time.monotonic() - started)
+        await produce(settings, [(m.conversation_id.encode(), encode(m)) for m in second])
+
+    asyncio.run(send_and_stop())
+    again = worker_factory.restart(worker)
+    try:
+        records = asyncio.run(read_topic(
+            settings, "replies", lambda rs: wanted <= {decode(r.value, Reply).message_id for r in rs}, 300.0,
+        ))  # fmt: skip
+    finally:
+        again.stop()
+    print(f"SIGTERM run: stopped in {took[0]:.1f} s; {len(records)} reply records for {len(wanted)} messages")
+    assert took[0] < 10.0, f"the worker took {took[0]:.1f} s to stop"
+    once = OncePerMessage()
+    delivered = [mid for mid in (decode(r.value, Reply).message_id for r in records) if once.first(mid)]
+    assert wanted <= set(delivered) and len(delivered) == len(set(delivered))
+
 def _trace(settings: Any, missing: set[str], at_kill: dict[tuple[str, int], int | None], order: list[str]) -> str:
     """Where each lost message stopped: which topics hold it, and what the router's state last said of it."""
     lines = []
