@@ -48,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +167,7 @@ def rss_mb() -> float:
 # --- runtimes -------------------------------------------------------------------------------
 
 @dataclass
-class Runtime:
+class Runtime(ABC):
     """One runtime variant: ``load`` it, then ``generate`` greedily for a batch of token-id
     prompts; ``generate`` returns the new tokens per row (trimmed at end of sequence unless
     ``force``, which makes every row exactly ``n`` tokens) and the seconds it computed."""
@@ -175,14 +176,14 @@ class Runtime:
     note: str = ""
     info: dict[str, Any] = field(default_factory=dict)
 
-    def load(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def load(self) -> None: ...
 
+    @abstractmethod
     def generate(self, prompts: list[list[int]], n: int, force: bool
-                 ) -> tuple[list[list[int]], float]:
-        raise NotImplementedError
+                 ) -> tuple[list[list[int]], float]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most runtimes have nothing to release
         pass
 
 

@@ -108,13 +108,7 @@ def test_kill_minus_9_loses_no_reply_and_changes_no_text(worker_factory: Any) ->
         await produce(settings, [(m.conversation_id.encode(), encode(m)) for m in second])
 
     asyncio.run(send_and_kill())
-    again = worker_factory.restart(worker)
-    try:
-        records = asyncio.run(read_topic(
-            settings, "replies", lambda rs: wanted <= {decode(r.value, Reply).message_id for r in rs}, 300.0,
-        ))  # fmt: skip
-    finally:
-        again.stop()
+    records = _replies_after_restart(worker_factory, worker, wanted)
     texts: dict[str, set[str]] = defaultdict(set)
     raw = 0
     for record in records:
@@ -129,11 +123,7 @@ def test_kill_minus_9_loses_no_reply_and_changes_no_text(worker_factory: Any) ->
     assert not changed, f"{len(changed)} repeated replies changed their text"
     duplicates = raw - len(wanted)
     print(f"kill -9 run: {len(wanted)} messages, {raw} reply records, {duplicates} raw duplicates")
-    once = OncePerMessage()  # what a platform consuming banter.replies sees
-    delivered = [mid for mid in (decode(r.value, Reply).message_id for r in records) if once.first(mid)]
-    assert len(delivered) == len(set(delivered)) and wanted <= set(delivered)
-
-
+    _each_once_as_a_platform_sees(records, wanted)
 
 
 @pytest.mark.crash
@@ -157,18 +147,29 @@ def test_sigterm_under_a_backlog_exits_within_10_s_and_loses_nothing(worker_fact
         await produce(settings, [(m.conversation_id.encode(), encode(m)) for m in second])
 
     asyncio.run(send_and_stop())
+    records = _replies_after_restart(worker_factory, worker, wanted)
+    print(f"SIGTERM run: stopped in {took[0]:.1f} s; {len(records)} reply records for {len(wanted)} messages")
+    assert took[0] < 10.0, f"the worker took {took[0]:.1f} s to stop"
+    _each_once_as_a_platform_sees(records, wanted)
+
+
+def _replies_after_restart(worker_factory: Any, worker: Any, wanted: set[str]) -> list[Any]:
+    """Restart ``worker`` and read banter.replies until every wanted message has a reply."""
     again = worker_factory.restart(worker)
     try:
-        records = asyncio.run(read_topic(
-            settings, "replies", lambda rs: wanted <= {decode(r.value, Reply).message_id for r in rs}, 300.0,
+        return asyncio.run(read_topic(
+            worker.settings, "replies", lambda rs: wanted <= {decode(r.value, Reply).message_id for r in rs}, 300.0,
         ))  # fmt: skip
     finally:
         again.stop()
-    print(f"SIGTERM run: stopped in {took[0]:.1f} s; {len(records)} reply records for {len(wanted)} messages")
-    assert took[0] < 10.0, f"the worker took {took[0]:.1f} s to stop"
+
+
+def _each_once_as_a_platform_sees(records: list[Any], wanted: set[str]) -> None:
+    """What a platform consuming banter.replies sees: every wanted reply, each once."""
     once = OncePerMessage()
     delivered = [mid for mid in (decode(r.value, Reply).message_id for r in records) if once.first(mid)]
-    assert wanted <= set(delivered) and len(delivered) == len(set(delivered))
+    assert len(delivered) == len(set(delivered)) and wanted <= set(delivered)
+
 
 def _trace(settings: Any, missing: set[str], at_kill: dict[tuple[str, int], int | None], order: list[str]) -> str:
     """Where each lost message stopped: which topics hold it, and what the router's state last said of it."""

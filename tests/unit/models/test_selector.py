@@ -29,6 +29,17 @@ class BagOfWords:
         return out / np.where(norms == 0, 1.0, norms)
 
 
+class Counting(BagOfWords):
+    """The same encoder, remembering the texts of each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return super().encode(texts)
+
+
 @pytest.mark.parametrize("text", ["you should kill yourself", "what a RETARD", "f*ck it, fuck this"])
 def test_unsafe_replies_are_caught(text: str) -> None:
     assert unsafe(text)
@@ -113,14 +124,9 @@ def test_shipped_weights_prefer_the_written_reply_over_one_from_another_conversa
 
 
 def test_fixed_reply_texts_are_embedded_once() -> None:
-    calls: list[list[str]] = []
-
-    class Counting(BagOfWords):
-        def encode(self, texts: list[str]) -> np.ndarray:
-            calls.append(list(texts))
-            return super().encode(texts)
-
-    scorer = Selector(Counting(), Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
+    encoder = Counting()
+    calls = encoder.calls
+    scorer = Selector(encoder, Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
     bank = [Candidate("Biscuit! Does he bite?", 0.5), Candidate("Oh really? Tell me more!", 0.0)]
     first = scorer.assess([ASKED] * 2, bank, ["retrieval", "backchannel"])
     later = Dialogue((*ASKED.history, Utterance("bot", "Cute!"), Utterance("user", "he's tiny")))
@@ -131,14 +137,9 @@ def test_fixed_reply_texts_are_embedded_once() -> None:
 
 
 def test_warm_texts_are_never_embedded_for_a_message() -> None:
-    calls: list[list[str]] = []
-
-    class Counting(BagOfWords):
-        def encode(self, texts: list[str]) -> np.ndarray:
-            calls.append(list(texts))
-            return super().encode(texts)
-
-    scorer = Selector(Counting(), Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
+    encoder = Counting()
+    calls = encoder.calls
+    scorer = Selector(encoder, Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
     scorer.warm(["Biscuit! Does he bite?", "Oh really? Tell me more!", "Biscuit! Does he bite?"])
     assert calls == [["Biscuit! Does he bite?", "Oh really? Tell me more!"]]
     scorer.assess([ASKED], [Candidate("Oh really? Tell me more!", 0.0)], "backchannel")
