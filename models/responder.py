@@ -1,5 +1,6 @@
-"""The retrieval responder: the persona response bank, embedded once at build, and a
-nearest-reply search by cosine similarity over the message and its recent context.
+"""The retrieval responder: the persona response bank, embedded once at build
+(``models.build.response_bank``), and a nearest-reply search by cosine similarity over
+the message and its recent context.
 
 The bank is tagged by intent and by situation inside the intent ({intent: {situation:
 [replies]}}). Each reply's key mixes the reply's own embedding, the centroid of the
@@ -21,11 +22,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from models.dataset import OOS_LABEL, RESPONSES_FILE, Split, read_json
+from models.dataset import OOS_LABEL
 from models.encoder import normalize
 from models.intent import Encoder
 from models.types import Candidate, Dialogue
@@ -44,28 +44,11 @@ RECENT_SIZE = 4096
 for the next one, and a conversation stays on one worker."""
 
 
-class Entry(NamedTuple):
-    """One reply of the persona bank with its tags."""
-
-    intent: str
-    situation: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class KeyWeights:
-    """How much of a reply's key comes from its text, its intent and its situation."""
-
-    reply: float = 0.4
-    intent: float = 0.3
-    situation: float = 0.3
-
-
 @dataclass(frozen=True, slots=True)
 class ContextWeights:
     """Weights of the context in a query, next to the user's message (weight 1).
 
-    Measured on models/data/retrieval_cases.json (``python -m models.retrieval_eval``,
+    Measured on models/data/retrieval_cases.json (``python -m models.build.retrieval_eval``,
     60 cases x 5 seeds, share of replies tagged with a fitting intent or situation):
     message alone 58%; bot 0.5 and user 0.25, 87% with all 8 topic switches answered
     on the new topic; more context (bot 0.75 and user 0.25, or bot 1.0) gains 3 points
@@ -75,60 +58,12 @@ class ContextWeights:
     user: float = 0.25
 
 
-def bank() -> list[Entry]:
-    """Every reply of the persona response bank, in file order."""
-    data: dict[str, dict[str, list[str]]] = read_json(RESPONSES_FILE)
-    return [Entry(intent, situation, text) for intent, situations in data.items()
-            for situation, texts in situations.items() for text in texts]
-
-
-def centroids(encoder: Encoder, split: Split) -> dict[str, np.ndarray]:
-    """Unit centroid of the training utterances per intent, "general" for out-of-scope."""
-    examples = split.train + split.oos_train
-    vectors = encoder.encode([t for t, _ in examples])
-    labels = np.array([GENERAL if label == OOS_LABEL else label for _, label in examples])
-    return {label: _mean(vectors[labels == label]) for label in np.unique(labels)}
-
-
-def situation_centroids(replies: np.ndarray, entries: Sequence[Entry]) -> np.ndarray:
-    """Per entry, the unit centroid of the replies that share its intent and situation."""
-    tags = np.array([f"{e.intent}/{e.situation}" for e in entries])
-    centre = {tag: _mean(replies[tags == tag]) for tag in np.unique(tags)}
-    return np.stack([centre[tag] for tag in tags])
-
-
-def keys_from(replies: np.ndarray, intent_centre: Mapping[str, np.ndarray],
-              entries: Sequence[Entry], weights: KeyWeights = KeyWeights()) -> np.ndarray:
-    """The search keys of embedded bank entries."""
-    intents = np.stack([intent_centre[e.intent] for e in entries])
-    situations = situation_centroids(replies, entries)
-    return normalize(weights.reply * replies + weights.intent * intents + weights.situation * situations)
-
-
-def build_keys(encoder: Encoder, split: Split, entries: Sequence[Entry]) -> np.ndarray:
-    """The search key of every bank entry."""
-    replies = encoder.encode([e.text for e in entries])
-    return keys_from(replies, centroids(encoder, split), entries)
-
-
-def save(out_dir: Path, keys: np.ndarray, entries: Sequence[Entry]) -> None:
-    """Write keys and tags (tags last: they mark completion)."""
-    np.save(out_dir / KEYS_FILE, keys)
-    meta = {"intents": [e.intent for e in entries], "situations": [e.situation for e in entries],
-            "texts": [e.text for e in entries]}
-    (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1))
-
-
 def context_of(dialogue: Dialogue) -> tuple[str | None, str | None]:
     """The bot's last reply and the user's previous message, before the current text."""
     earlier = dialogue.history[:-1]
     bot = next((u.text for u in reversed(earlier) if u.speaker == "bot"), None)
     user = next((u.text for u in reversed(earlier) if u.speaker == "user"), None)
     return bot, user
-
-
-def _mean(vectors: np.ndarray) -> np.ndarray:
-    return normalize(vectors.mean(axis=0, keepdims=True))[0]
 
 
 class Responder:

@@ -8,10 +8,10 @@ generator, its own mean token log-probability. A logistic model turns them into
 ``quality``, the probability that the reply is sensible. An empty or unsafe reply, or a
 copy of the user's message, gets 0.
 
-The weights are fitted, not guessed (``fit``): on candidates for the turns of the
-project's selector dialogues (``models/data/selector_dialogues.json``: the written
-reply, a reply from another conversation, retrieval's and the generator's), each rated
-sensible or not (``models/data/selector_labels.json``). They ship as
+The weights are fitted, not guessed (``models.build.selector_fitting``): on candidates
+for the turns of the project's selector dialogues (``models/data/selector_dialogues.json``:
+the written reply, a reply from another conversation, retrieval's and the generator's),
+each rated sensible or not (``models/data/selector_labels.json``). They ship as
 ``models/data/selector.json``, with ``accept_now``: a retrieval reply that good is
 sent without waiting for the generator, because on the fitting data the generator
 almost never beat it.
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -36,7 +36,6 @@ from models.hashing import digest_files
 from models.types import Candidate, Dialogue
 
 WEIGHTS_FILE = DATA_DIR / "selector.json"
-LABELS_FILE = DATA_DIR / "selector_labels.json"
 FEATURES = ("rel_msg", "rel_ctx", "echo", "repeat", "length", "question", "hedge", "unfinished",
             "generated", "confidence", "backchannel")  # fmt: skip
 KINDS = ("retrieval", "generator", "backchannel")
@@ -77,10 +76,6 @@ class Weights:
         """P(sensible) for each row of features."""
         z = x @ np.asarray(self.coef) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
-
-
-NEUTRAL = Weights((0.0,) * len(FEATURES), 0.0, 1.0, "neutral")
-"""Every candidate 0.5: for making the fitting data before any weights exist."""
 
 
 @lru_cache(maxsize=4)
@@ -228,27 +223,3 @@ class Selector:
 def ruled_out(text: str, dialogue: Dialogue) -> bool:
     """Never said, whatever the score: empty, unsafe, or a copy of the user's message."""
     return not words(text) or unsafe(text) or overlap(text, dialogue.text) >= COPY_OVERLAP
-
-
-def fit(rows: np.ndarray, labels: np.ndarray, pairs: Sequence[tuple[float, float]]) -> dict[str, Any]:
-    """Fit the logistic model on rated candidates, and ``accept_now`` from (retrieval, generator)
-    quality pairs of the same turns, computed with the fitted model by the caller's second pass.
-
-    ``pairs`` empty: ``accept_now`` is left at 1.0 (always wait for the generator).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(C=1.0, max_iter=1000)
-    model.fit(rows, labels)
-    return {"features": list(FEATURES), "coef": [round(float(c), 5) for c in model.coef_[0]],
-            "intercept": round(float(model.intercept_[0]), 5), "accept_now": accept_threshold(pairs)}  # fmt: skip
-
-
-def accept_threshold(pairs: Sequence[tuple[float, float]], beaten_at_most: float = 0.05) -> float:
-    """The lowest retrieval quality above which the generator scored higher in at most
-    ``beaten_at_most`` of the turns (1.0 when no threshold qualifies)."""
-    for threshold in np.round(np.arange(0.3, 1.0, 0.01), 2):
-        above = [(r, g) for r, g in pairs if r >= threshold]
-        if len(above) >= 5 and sum(g > r for r, g in above) / len(above) <= beaten_at_most:
-            return float(threshold)
-    return 1.0

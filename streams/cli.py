@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _FRIENDLY_ERRORS() -> tuple[type[BaseException], ...]:
-    from models.artifacts import ArtifactsError
+    from models.store import ArtifactsError
     from streams.broker import BrokerError
 
     return (ArtifactsError, BrokerError, ConnectionError, TimeoutError)
@@ -81,27 +81,27 @@ def _add(sub: argparse._SubParsersAction, name: str, help_: str,
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams import runner
+    from streams import commands
 
-    return runner.run_worker(settings)
+    return commands.run_worker(settings)
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams import runner
+    from streams import commands
 
-    return runner.broker(args.action, settings)
+    return commands.broker(args.action, settings)
 
 
 def _send(args: argparse.Namespace, settings: Settings) -> int:
-    from streams import runner
+    from streams import commands
 
-    return runner.send(settings, args.text, args.conversation, args.user, args.platform, args.timeout)
+    return commands.send(settings, args.text, args.conversation, args.user, args.platform, args.timeout)
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
-    from streams import runner
+    from streams import commands
 
-    return runner.chat(settings, args.conversation)
+    return commands.chat(settings, args.conversation)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -111,9 +111,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
-    from streams import runner
+    from streams import commands
 
-    return runner.models(args.action, settings, args)
+    return commands.models(args.action, settings, args)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

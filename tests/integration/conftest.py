@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from models import artifacts
+from models.build import artifacts
 from streams.broker import BrokerError, LocalKafka
 from streams.client import connected, ensure_topics
 from streams.process import WorkerProcess

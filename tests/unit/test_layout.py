@@ -1,5 +1,5 @@
-"""STYLE.md's rules that a test can hold: imports flow one way, and only the
-settings module reads the environment."""
+"""STYLE.md's rules that a test can hold: imports flow one way, serving code never
+depends on build code, and only the settings module reads the environment."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, by its full dotted name, relative imports resolved
+    (``from a import b`` gives ``a`` and ``a.b``, since ``b`` may be a module)."""
+    package = list(path.relative_to(ROOT).parent.parts)
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    return names
+
+
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_imports_flow_one_way(package: str) -> None:
     for path in _modules(package):
@@ -44,6 +59,15 @@ def test_imports_flow_one_way(package: str) -> None:
 def test_models_know_nothing_of_kafka_or_metrics() -> None:
     for path in _modules("models"):
         assert not _imports(path) & KAFKA_LIBS, f"{path.relative_to(ROOT)} imports Kafka or metrics code"
+
+
+def test_serving_models_never_import_build_code() -> None:
+    build = ROOT / "models" / "build"
+    serving = [path for path in _modules("models") if build not in path.parents]
+    assert serving, "no serving modules found"
+    for path in serving:
+        wrong = {name for name in _imported_modules(path) if name == "models.build" or name.startswith("models.build.")}
+        assert not wrong, f"{path.relative_to(ROOT)} imports build code: {sorted(wrong)}"
 
 
 def test_only_settings_reads_the_environment() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from models import artifacts, registry
+from models.build import artifacts as build
 from models.config import ModelConfig
 
 
@@ -22,7 +23,7 @@ def encoder_config(model_cache: Path) -> ModelConfig:
     config = ModelConfig(cache_dir=model_cache)
     version = artifacts.encoder_version(config)
     if not artifacts.is_built(config, "encoder", version):
-        artifacts.build_encoder(config, version, lambda _: None)
+        build.build_encoder(config, version, lambda _: None)
     return config
 
 
@@ -30,11 +31,11 @@ def encoder_config(model_cache: Path) -> ModelConfig:
 def built_config(encoder_config: ModelConfig) -> ModelConfig:
     """A config whose encoder, intent head and response bank are all built."""
     wanted = artifacts.expected_versions(encoder_config)
-    enc = artifacts.load_encoder(encoder_config)
+    enc = build.load_encoder(encoder_config)
     if not artifacts.is_built(encoder_config, "intent", wanted["intent"]):
-        artifacts.build_intent(encoder_config, wanted["intent"], enc, lambda _: None)
+        build.build_intent(encoder_config, wanted["intent"], enc, lambda _: None)
     if not artifacts.is_built(encoder_config, "responder", wanted["responder"]):
-        artifacts.build_responder(encoder_config, wanted["responder"], enc, lambda _: None)
+        build.build_responder(encoder_config, wanted["responder"], enc, lambda _: None)
     return encoder_config
 
 

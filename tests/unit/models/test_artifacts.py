@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from models import artifacts, evaluate, registry
+from models import artifacts, generator, registry
+from models.build import artifacts as build
+from models.build import clinc, intent_eval
 from models.config import ModelConfig
 
 
 def test_empty_cache_is_reported_with_the_fix(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(artifacts, "generator_module", lambda: None)
+    monkeypatch.setattr(generator, "check", lambda config: [])
     problems = artifacts.check(ModelConfig(cache_dir=tmp_path))
     assert len(problems) == 3
     assert all("banter models build" in p for p in problems)
@@ -42,9 +44,9 @@ def test_versions_follow_settings_that_change_outputs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_build_all_skips_current_artifacts(built_config: ModelConfig,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(artifacts, "generator_module", lambda: None)
+    monkeypatch.setattr(generator, "check", lambda config: [])
     notes: list[str] = []
-    manifest = artifacts.build_all(built_config, notes.append)
+    manifest = build.build_all(built_config, notes.append, with_generator=False)
     assert manifest == artifacts.expected_versions(built_config)
     assert artifacts.check(built_config) == []
     assert any("generator" in n and "skipped" in n for n in notes)
@@ -70,8 +72,8 @@ def test_evaluation_report_on_clinc_format(built_config: ModelConfig, tmp_path: 
         train=[e for e in split.train if e[1] in keep], test=[e for e in split.test if e[1] in keep],
         oos_train=split.oos_train[:60], oos_test=split.oos_test)
     path = tmp_path / "clinc.json"
-    dataset.write_clinc(small, path)
-    report = evaluate.run(path, built_config, lambda _: None)
+    clinc.write_clinc(small, path)
+    report = intent_eval.run(path, built_config, lambda _: None)
     for needle in ("in-scope accuracy", "out-of-scope recall", "out-of-scope precision",
                    "AUROC", "threshold", "batch 1", "batch 32"):
         assert needle in report

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from models import dialogue_eval, registry, selector
+from models import registry, selector
+from models.build import dialogue_eval, selector_fitting
 from models.config import ModelConfig
 
 
@@ -20,7 +21,7 @@ def bot(built_config: ModelConfig) -> dialogue_eval.Bot:
 
 
 def test_sources_map_to_kinds() -> None:
-    assert [dialogue_eval.kind_of(s) for s in ("written", "retrieval-2", "generator", "backchannel")] == [
+    assert [selector_fitting.kind_of(s) for s in ("written", "retrieval-2", "generator", "backchannel")] == [
         "retrieval", "retrieval", "generator", "backchannel"]
 
 
@@ -75,12 +76,12 @@ def test_replay_answers_every_turn_and_feeds_replies_back(bot: dialogue_eval.Bot
 
 
 def test_fitting_data_and_fit(bot: dialogue_eval.Bot) -> None:
-    items = dialogue_eval.rating_items(bot, lambda _: None)
+    items = selector_fitting.rating_items(bot, lambda _: None)
     sources = {item["source"] for item in items}
     assert sources == {"written", "other", "retrieval", "retrieval-2", "retrieval-3", "backchannel"}
     for item in items:
         item["sensible"] = {"written": 1, "other": 0}.get(item["source"])
-    weights = dialogue_eval.fit_selector(bot.scorer.encoder, items)
+    weights = selector_fitting.fit_selector(bot.scorer.encoder, items)
     assert tuple(weights["features"]) == selector.FEATURES
     coef = dict(zip(selector.FEATURES, weights["coef"], strict=True))
     assert coef["rel_msg"] + coef["rel_ctx"] > 0  # relevant replies are the sensible ones

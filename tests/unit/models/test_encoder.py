@@ -12,6 +12,7 @@ import onnx
 import pytest
 
 from models import artifacts, encoder
+from models.build import encoder_export
 from models.config import ModelConfig
 
 slow = pytest.mark.slow
@@ -80,7 +81,7 @@ def test_plan_buckets_without_bound_is_plain_batches() -> None:
 
 @slow
 def test_fp32_export_matches_transformers(encoder_config: ModelConfig) -> None:
-    reference = encoder.torch_reference(None, TEXTS)
+    reference = encoder_export.torch_reference(None, TEXTS)
     mine = onnx_encoder(encoder_config, "fp32").encode(TEXTS)
     assert np.abs(mine - reference).max() < FP32_TOLERANCE
     assert (mine * reference).sum(axis=1).min() > 0.99999
@@ -88,7 +89,7 @@ def test_fp32_export_matches_transformers(encoder_config: ModelConfig) -> None:
 
 @slow
 def test_int8_export_stays_close(encoder_config: ModelConfig) -> None:
-    reference = encoder.torch_reference(None, TEXTS)
+    reference = encoder_export.torch_reference(None, TEXTS)
     cosine = (onnx_encoder(encoder_config, "int8").encode(TEXTS) * reference).sum(axis=1)
     assert cosine.min() > INT8_MIN_COSINE
     assert cosine.mean() > 0.97
@@ -125,7 +126,7 @@ def test_loads_from_local_hugging_face_folder(encoder_config: ModelConfig) -> No
     by_path = ModelConfig(cache_dir=encoder_config.cache_dir, encoder=str(folder))
     assert encoder.resolve_source(str(folder)) == folder
     assert artifacts.encoder_version(by_path) == artifacts.encoder_version(encoder_config)
-    reference = encoder.torch_reference(str(folder), TEXTS[:2])
+    reference = encoder_export.torch_reference(str(folder), TEXTS[:2])
     mine = onnx_encoder(by_path, "fp32").encode(TEXTS[:2])
     assert np.abs(mine - reference).max() < FP32_TOLERANCE
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from models import generator, persona
-from models.artifacts import ArtifactsError
+from models.build import generator_conversion
 from models.config import ModelConfig
 from models.generator import ChatGenerator, tidy
+from models.store import ArtifactsError
 from models.types import Dialogue, Utterance
 from streams.settings import Settings
 
@@ -112,10 +113,10 @@ def test_any_hugging_face_causal_lm_folder_builds_and_serves(tmp_path: Path, pac
     tok.save_pretrained(folder)
     settings = ModelConfig(cache_dir=tmp_path / "cache", generator=str(folder), generator_max_time_s=30.0)
     messages: list[str] = []
-    version = generator.build(settings, messages.append)
+    version = generator_conversion.build(settings, messages.append)
     assert messages and version == generator.version(settings)
     assert generator.check(settings) == []
     model = generator.load(settings)
     replies = model.predict([ask("hello there")])
     assert len(replies) == 1 and model.version == version
-    assert generator.build(settings, messages.append) == version  # built once
+    assert generator_conversion.build(settings, messages.append) == version  # built once

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import dataset, intent, registry
+from models import dataset, registry
+from models.build import intent_training
 from models.config import ModelConfig
 from models.types import IntentResult
 
@@ -42,7 +43,7 @@ def test_threshold_rejects_out_of_scope(intent_model: Any) -> None:
 def test_out_of_scope_auroc_is_high(built_config: ModelConfig) -> None:
     model = registry.load("intent", built_config)
     texts, labels = held_out()
-    metrics = intent.evaluate(model.head, model.encoder.encode(texts), labels)
+    metrics = intent_training.evaluate(model.head, model.encoder.encode(texts), labels)
     assert metrics["oos_auroc"] > 0.95
 
 
@@ -78,5 +79,5 @@ def test_threshold_choice_sits_between_the_score_clusters() -> None:
     oos_scores = rng.uniform(0.0, 0.3, 50)
     scores = np.concatenate([in_scores, oos_scores])
     is_oos = np.array([False] * 500 + [True] * 50)
-    threshold = intent.choose_threshold(~is_oos, scores, is_oos)
+    threshold = intent_training.choose_threshold(~is_oos, scores, is_oos)
     assert 0.3 <= threshold <= 0.6

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models import dataset, persona, responder
+from models.build import response_bank
 
 
 def test_canned_intents_match_the_data_and_the_intent_set() -> None:
@@ -42,7 +43,7 @@ def test_intent_data_size_and_uniqueness() -> None:
 
 
 def test_response_bank_size() -> None:
-    entries = responder.bank()
+    entries = response_bank.bank()
     assert len(entries) >= 300
     assert len({e.text for e in entries}) == len(entries)
     assert {e.intent for e in entries} <= set(dataset.intent_examples()) | {responder.GENERAL}

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from models import dataset, responder
+from models.build import response_bank
 from models.types import Candidate, Dialogue, Utterance
 
 BLOCKLIST = ("stupid", "idiot", "dumb", "ugly", "fat", "kill", "die", "suicide", "sexy", "sex",
@@ -30,11 +31,11 @@ def said(text: str, seed: int = 0, intent: str | None = None,
 
 
 def tags() -> dict[str, str]:
-    return {e.text: e.intent for e in responder.bank()}
+    return {e.text: e.intent for e in response_bank.bank()}
 
 
 def test_bank_has_a_thousand_replies_for_every_intent() -> None:
-    entries = responder.bank()
+    entries = response_bank.bank()
     counts = Counter(e.intent for e in entries)
     assert len(entries) >= 1000
     assert set(counts) == set(dataset.intent_examples()) | {responder.GENERAL}
@@ -45,12 +46,12 @@ def test_bank_has_a_thousand_replies_for_every_intent() -> None:
 
 
 def test_bank_has_no_duplicates() -> None:
-    squashed = [re.sub(r"\W+", " ", e.text.lower()).strip() for e in responder.bank()]
+    squashed = [re.sub(r"\W+", " ", e.text.lower()).strip() for e in response_bank.bank()]
     assert [t for t, n in Counter(squashed).items() if n > 1] == []
 
 
 def test_bank_replies_are_short_and_never_offensive() -> None:
-    for e in responder.bank():
+    for e in response_bank.bank():
         assert 0 < len(e.text) <= 120 and e.text == e.text.strip(), e.text
         text = " ".join(re.findall(r"[a-z'*]+", e.text.lower()))
         assert not [w for w in BLOCKLIST if re.search(rf"(?<![a-z']){re.escape(w)}(?![a-z'])", text)], e.text

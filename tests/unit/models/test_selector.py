@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import dialogue_eval, selector
+from models import selector
+from models.build import selector_fitting
 from models.selector import FEATURES, Selector, Weights, features, overlap, unsafe
 from models.types import Candidate, Dialogue, Utterance
 
@@ -90,16 +91,16 @@ def test_message_vectors_can_be_passed_in() -> None:
 
 def test_accept_threshold() -> None:
     pairs = [(0.9, 0.5)] * 20 + [(0.5, 0.8)] * 20 + [(0.7, 0.75)] * 3
-    threshold = selector.accept_threshold(pairs)
+    threshold = selector_fitting.accept_threshold(pairs)
     assert 0.7 < threshold <= 0.9
-    assert selector.accept_threshold([(0.5, 0.9)] * 10) == 1.0  # the generator always wins: always wait
+    assert selector_fitting.accept_threshold([(0.5, 0.9)] * 10) == 1.0  # the generator always wins: always wait
 
 
 def test_fit_learns_from_labels() -> None:
     rng = np.random.default_rng(0)
     rows = rng.uniform(0, 1, (400, len(FEATURES)))
     labels = (rows[:, FEATURES.index("rel_msg")] - rows[:, FEATURES.index("echo")] > 0).astype(int)
-    fitted = selector.fit(rows, labels, [])
+    fitted = selector_fitting.fit(rows, labels, [])
     coef = dict(zip(FEATURES, fitted["coef"], strict=True))
     assert coef["rel_msg"] > 1.0 and coef["echo"] < -1.0 and fitted["accept_now"] == 1.0
 
@@ -110,7 +111,7 @@ def test_shipped_weights_prefer_the_written_reply_over_one_from_another_conversa
     from models import registry
 
     scorer = Selector(registry.encoder_for(built_config))  # type: ignore[arg-type]
-    conversations = dialogue_eval.fit_conversations()
+    conversations = selector_fitting.fit_conversations()
     dialogues, right, wrong = [], [], []
     for k, (_, turns) in enumerate(conversations):
         other = conversations[(k + 7) % len(conversations)][1]

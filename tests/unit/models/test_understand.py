@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from models import registry, retrieval_eval
+from models import registry
+from models.build import retrieval_eval
 from models.config import ModelConfig
 from models.responder import ContextWeights
 from models.types import Dialogue, Utterance

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from models import artifacts, dataset, intent
+from models.build import clinc, intent_training
+from models.build.artifacts import build_encoder, load_encoder
 from models.config import ModelConfig
 from models.encoder import OnnxEncoder
 
@@ -29,26 +31,26 @@ def ready_encoder(config: ModelConfig, progress: Progress) -> OnnxEncoder:
     """The configured encoder, exporting it first when it is not built."""
     version = artifacts.encoder_version(config)
     if not artifacts.is_built(config, "encoder", version):
-        artifacts.build_encoder(config, version, progress)
-    return artifacts.load_encoder(config)
+        build_encoder(config, version, progress)
+    return load_encoder(config)
 
 
 def run(path: Path, config: ModelConfig, progress: Progress) -> str:
     """Evaluate on the CLINC150-format file at ``path``; returns the report text."""
-    split = dataset.load_clinc(path)
+    split = clinc.load_clinc(path)
     encoder = ready_encoder(config, progress)
     pool = split.train + split.val + split.oos_train + split.oos_val
     progress(f"eval: embedding {len(pool)} training utterances")
-    x, labels = intent.examples_xy(encoder, pool)
+    x, labels = intent_training.examples_xy(encoder, pool)
     progress("eval: training head (5-fold out-of-fold calibration and threshold)")
     started = time.monotonic()
-    head, stats = intent.train(x, labels)
+    head, stats = intent_training.train(x, labels)
     train_s = time.monotonic() - started
     test = split.test + split.oos_test
     progress(f"eval: scoring {len(test)} test utterances")
-    x_test, test_labels = intent.examples_xy(encoder, test)
-    metrics = intent.evaluate(head, x_test, test_labels, config.oos_threshold)
-    no_reject = intent.evaluate(head, x_test, test_labels, 0.0)["in_scope_accuracy"]
+    x_test, test_labels = intent_training.examples_xy(encoder, test)
+    metrics = intent_training.evaluate(head, x_test, test_labels, config.oos_threshold)
+    no_reject = intent_training.evaluate(head, x_test, test_labels, 0.0)["in_scope_accuracy"]
     model = intent.IntentModel(encoder, head, "eval", config.oos_threshold)
     latency = measure_latency(model, [t for t, _ in test][:LATENCY_SAMPLE])
     return report(path, config, metrics, stats, no_reject, latency, len(pool), train_s)
@@ -93,12 +95,12 @@ def run_project(config: ModelConfig, progress: Progress) -> str:
     """Evaluate on the project's own fixed held-out split."""
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "banter-intents.json"
-        dataset.write_clinc(dataset.project_split(), path)
+        clinc.write_clinc(dataset.project_split(), path)
         return run(path, config, progress).replace(str(path), "banter held-out split")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m models.evaluate [--data FILE] --cache-dir DIR``."""
+    """``python -m models.build.intent_eval [--data FILE] --cache-dir DIR``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, help="CLINC150-format JSON (default: ours)")
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/banter/models"))
@@ -113,4 +115,3 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

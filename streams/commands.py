@@ -126,13 +126,15 @@ def _read_line() -> str | None:
 
 
 def models(action: str, settings: Settings, args: Any) -> int:
-    from models import artifacts, evaluate
+    from models import artifacts
+    from models.build import artifacts as build
+    from models.build import intent_eval
     from streams.services import model_config
 
     config = model_config(settings)
     if action == "build":
         started = time.monotonic()
-        manifest = artifacts.build_all(config, progress)
+        manifest = build.build_all(config, progress)
         progress(f"models ready in {time.monotonic() - started:.0f} s: {json.dumps(manifest)}")
     elif action == "check":
         problems = artifacts.check(config)
@@ -140,7 +142,7 @@ def models(action: str, settings: Settings, args: Any) -> int:
         return 1 if problems else 0
     elif action == "eval":
         data = args.data
-        report = evaluate.run(Path(data), config, progress) if data else evaluate.run_project(config, progress)
+        report = intent_eval.run(Path(data), config, progress) if data else intent_eval.run_project(config, progress)
         print(report)
     else:
         return dialogue_command(action, config, args)
@@ -154,25 +156,26 @@ def dialogue_command(action: str, config: Any, args: Any) -> int:
     """eval-dialogue, selector-data and fit-selector: the reply selection's offline side."""
     from dataclasses import replace
 
-    from models import dialogue_eval, registry, selector
+    from models import registry, selector
+    from models.build import dialogue_eval, selector_fitting
 
     config = replace(config, generator_max_time_s=OFFLINE_GENERATOR_TIME_S)  # offline, every reply is finished
     encoder = registry.encoder_for(config)
     if action == "fit-selector":
-        path = Path(args.labels) if args.labels else selector.LABELS_FILE
+        path = Path(args.labels) if args.labels else selector_fitting.LABELS_FILE
         rated = json.loads(path.read_text())
-        weights = dialogue_eval.fit_selector(encoder, rated["items"] if isinstance(rated, dict) else rated)
+        weights = selector_fitting.fit_selector(encoder, rated["items"] if isinstance(rated, dict) else rated)
         selector.WEIGHTS_FILE.write_text(json.dumps(weights, indent=1) + "\n")
         progress(f"selector: fitted on {weights['fitted_on']}, wrote {selector.WEIGHTS_FILE}")
         print(json.dumps(weights, indent=1))
         return 0
-    scorer = selector.Selector(encoder, None if action == "eval-dialogue" else selector.NEUTRAL)
+    scorer = selector.Selector(encoder, None if action == "eval-dialogue" else selector_fitting.NEUTRAL)
     generator = None if args.no_generator else registry.load_generator(config, scorer)
     bot = dialogue_eval.Bot(registry.load_understander(config, scorer), generator, scorer)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if action == "selector-data":
-        items = dialogue_eval.rating_items(bot, progress)
+        items = selector_fitting.rating_items(bot, progress)
         path = out / "selector-candidates.json"
         path.write_text(json.dumps(items, indent=1, ensure_ascii=False))
         progress(f"selector data: {len(items)} candidates to rate in {path}")

@@ -2,7 +2,7 @@
 context weights: conversations held in models/data/retrieval_cases.json, each with
 the bank tags ("intent" or "intent/situation") a sensible reply may carry.
 
-``python -m models.retrieval_eval`` prints the hit rate of a grid of weights of the
+``python -m models.build.retrieval_eval`` prints the hit rate of a grid of weights of the
 bot's last reply and the user's previous message (the message itself weighs 1).
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from models import registry
 from models.config import ModelConfig
 from models.dataset import DATA_DIR, read_json
 from models.responder import ContextWeights
@@ -67,8 +68,6 @@ def _fits(tags: tuple[str, str], accept: frozenset[str]) -> bool:
 def main() -> None:
     """Print the hit rate of each pair of context weights: on all cases, and on the
     topic switches alone (in brackets)."""
-    from models import registry
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/banter/models").expanduser())
     config = ModelConfig(cache_dir=parser.parse_args().cache_dir)
