@@ -4,7 +4,7 @@ Each batch opens the window records of the partitions it touches (``models.analy
 counts each message once, tidies (old minutes fold into hours, ids past the hold are forgotten,
 windows past a week go), and writes what changed to the ``analytics`` table's changelog. faust
 flushes those writes before it commits the batch's offsets, and a record carries the ids it counted,
-so a replay after a crash counts nothing twice. ``/analytics`` (``streams.analytics_page``) reads
+so a replay after a crash counts nothing twice. ``/analytics`` (``streams.pages``) reads
 the changelog of every partition.
 
 The records of a partition this worker was just handed are read from the changelog before its first
@@ -22,25 +22,20 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
-from faust import Stream
-from faust.types import TP, EventT
+from faust.types import TP
 
 from models import analytics
 from schemas import Event
 from streams import analytics as reader
-from streams import analytics_page, gaps, tables, topics  # noqa: F401  # analytics_page: the worker's pages
-from streams.app import app, role_agent, settings
-from streams.pipeline import decode_event, guarded
+from streams import tables, topics
+from streams.app import agent, app, settings
+from streams.inputs import Record
 
 BATCH = 2000
 BATCH_WAIT_S = 1.0  # analytics is not on the reply path: bigger batches, fewer changelog writes
 
 
-@role_agent("analytics", topics.events)
-async def count_events(stream: Stream) -> None:
-    """banter.events → the analytics table: windows of messages, intents, sources, models, turns."""
-    async for events in stream.take_events(BATCH, within=BATCH_WAIT_S):
-        await INPUTS.take(events)
+EVENTS = settings.topic("events")
 
 
 class Loaded:
@@ -65,7 +60,7 @@ class Loaded:
 
     def forget(self, revoked: Iterable[TP]) -> None:
         self.generation += 1
-        self.partitions -= {tp.partition for tp in revoked if tp.topic in INPUTS.topics}
+        self.partitions -= {tp.partition for tp in revoked if tp.topic == EVENTS}
 
 
 LOADED = Loaded()
@@ -77,18 +72,20 @@ def _on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
     LOADED.forget(args[0])
 
 
-async def _count(records: list[EventT]) -> None:
+@agent("analytics", topics.events, batch=BATCH, within_s=BATCH_WAIT_S)
+async def count_events(records: list[Record]) -> None:
+    """banter.events → the analytics table: windows of messages, intents, sources, models, turns."""
     await LOADED.ensure({record.message.partition for record in records})
     now, shards = time.time(), dict[int, analytics.Shard]()
     for record in records:
-        await guarded(record, "analytics", partial(_add, record, shards, now))
+        await topics.inputs.guarded(record, "analytics", partial(_add, record, shards, now))
     for shard in shards.values():
         shard.tidy(now)
         _save(shard)
 
 
-async def _add(record: EventT, shards: dict[int, analytics.Shard], now: float) -> None:
-    event = await decode_event(record, Event, "analytics")
+async def _add(record: Record, shards: dict[int, analytics.Shard], now: float) -> None:
+    event = await topics.inputs.decode(record, Event, "analytics")
     if event is not None:
         partition = record.message.partition
         shard = shards.get(partition) or shards.setdefault(partition, _open(partition))
@@ -110,5 +107,3 @@ def _save(shard: analytics.Shard) -> None:
             tables.analytics.data[key] = record
         tables.analytics.send_changelog(shard.partition, key, record)
 
-
-INPUTS = gaps.Inputs("analytics", topics.events.topics, _count)

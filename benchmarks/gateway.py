@@ -32,7 +32,8 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import encode
 from streams.broker import LocalKafka
-from streams.client import ensure_topics, kafka_options, new_message
+from streams.client import new_message
+from streams.kafka import ensure_topics, kafka_options
 from streams.process import ROOT
 from streams.settings import Settings
 

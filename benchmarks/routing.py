@@ -21,7 +21,8 @@ from pathlib import Path
 
 from schemas import Reply
 from streams.broker import LocalKafka
-from streams.client import Client, connected, ensure_topics, new_message
+from streams.client import Client, connected, new_message
+from streams.kafka import ensure_topics
 from streams.process import WorkerProcess
 from streams.settings import Settings
 
@@ -91,7 +92,8 @@ def run_scenario(name: str, base: dict[str, str], extra: dict[str, str], message
     env = {**base, "BANTER_TOPIC_PREFIX": prefix, "BANTER_APP_ID": prefix, "BANTER_WEB_PORT": "6099", **extra}
     settings = Settings.from_env(env)
     asyncio.run(ensure_topics(settings))
-    worker = WorkerProcess(env, Path("reports") / f"routing-{name}.log").start()
+    module = "tests.faults" if any(name.startswith("FAULT_") for name in extra) else "streams"  # slowed on purpose
+    worker = WorkerProcess(env, Path("reports") / f"routing-{name}.log", module=module).start()
     print(f"{name}: worker started, {messages} messages at {rate}/s", flush=True)
     began = time.monotonic()
     try:
@@ -114,7 +116,7 @@ def main() -> None:
         LocalKafka(settings, print).up()
     results = [
         run_scenario("generator as is", base, {}, args.messages, args.rate),
-        run_scenario(f"generator +{args.slow_ms:.0f} ms", base, {"BANTER_GENERATOR_DELAY_MS": str(args.slow_ms)},
+        run_scenario(f"generator +{args.slow_ms:.0f} ms", base, {"FAULT_GENERATOR_DELAY_MS": str(args.slow_ms)},
                      args.messages, args.rate),
     ]  # fmt: skip
     _write(results, args)

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+PROBE_AFTER_S = 5.0
+"""A latency estimate without a sample this long is stale: the model is tried again (a probe)
+rather than trusted to be as slow as it last was."""
+
 
 @dataclass
 class LatencyTracker:

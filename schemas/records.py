@@ -135,7 +135,22 @@ class TurnRef(msgspec.Struct, frozen=True):
         _check_text(self.text)
 
 
-class ModelOutput(msgspec.Struct, frozen=True):
+class Payload(msgspec.Struct, frozen=True, kw_only=True):
+    """What a model said about one message: an intent (``label``, ``confidence``, ``in_scope``),
+    a reply (``text``, ``score``, and the selector's ``quality``: the estimated chance that it
+    makes sense, 0-1), or the ``reason`` it said nothing. The output a model sends and the
+    candidate an event records share these fields."""
+
+    label: str | None = None
+    confidence: float | None = None
+    in_scope: bool | None = None
+    text: str | None = None
+    score: float | None = None
+    reason: str | None = None
+    quality: float | None = None
+
+
+class ModelOutput(Payload, frozen=True):
     """One model's output for one message (topic ``banter.outputs``).
 
     ``status`` is ``ok`` with a payload (``label``/``confidence`` for intents,
@@ -152,13 +167,6 @@ class ModelOutput(msgspec.Struct, frozen=True):
     status: Status
     latency_ms: float
     produced_at: float
-    label: str | None = None
-    confidence: float | None = None
-    in_scope: bool | None = None
-    text: str | None = None
-    score: float | None = None
-    reason: str | None = None
-    quality: float | None = None  # a reply's selector quality: the estimated chance it makes sense (0-1)
     turn: TurnRef | None = None  # the turn it answers, so the router can open the message from either record
     versions: dict[str, str] | None = None  # an understanding's parts: {"intent": version, "responder": version}
     schema_version: int = SCHEMA_VERSION
@@ -197,7 +205,7 @@ class Reply(msgspec.Struct, frozen=True):
         _check_id("message_id", self.message_id)
 
 
-class Candidate(msgspec.Struct, frozen=True):
+class Candidate(Payload, frozen=True):
     """One model's part in a routing decision, for offline comparison."""
 
     model: str
@@ -207,12 +215,6 @@ class Candidate(msgspec.Struct, frozen=True):
     latency_ms: float
     picked: bool = False
     late: bool = False
-    reason: str | None = None
-    label: str | None = None
-    confidence: float | None = None
-    text: str | None = None
-    score: float | None = None
-    quality: float | None = None
 
 
 class Event(msgspec.Struct, frozen=True):

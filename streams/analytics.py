@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from models import analytics
-from streams.client import kafka_options
+from streams.kafka import kafka_options
 from streams.settings import Settings
 
 TABLE = "analytics_windows"

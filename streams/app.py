@@ -1,21 +1,31 @@
-"""The one faust App, built from the settings, with banter's metrics and sensors.
+"""The one faust App, built from the settings, with banter's metrics and sensors, and the
+decorators that make an agent: ``agent`` (role check, micro-batches, gap checks) and ``timer``.
 
 Agents live in ``agents/`` and are found by autodiscovery when the worker starts;
-nothing here imports them.
+nothing here imports them. Only ``agents/`` and the topic and table declarations
+(``streams.topics``, ``streams.tables``) import this module.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import StreamT, TopicT
 from prometheus_client import CollectorRegistry
 
+from streams import pages
+from streams.gaps import Gaps
+from streams.inputs import Handler
+from streams.kafka import faust_credentials
 from streams.metrics import Metrics
+from streams.services import ModelService, worker_models
 from streams.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class App(faust.App):
@@ -25,15 +35,18 @@ class App(faust.App):
     def _on_autodiscovery_error(self, name: str) -> None:
         raise RuntimeError(f"agent module {name} failed to import") from sys.exc_info()[1]
 
+    async def on_first_start(self) -> None:
+        self.conf.datadir.mkdir(parents=True, exist_ok=True)  # made when a worker starts, not at import
+        await super().on_first_start()
+
 
 def create_app(settings: Settings) -> faust.App:
     """A faust App configured from ``settings``; agents are discovered from ``agents``."""
     datadir = settings.home / "faust" / settings.app_id
-    datadir.mkdir(parents=True, exist_ok=True)
     app = App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
-        broker_credentials=_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         autodiscover=["agents"],
         origin="streams",
         store="memory://",
@@ -67,14 +80,6 @@ def create_app(settings: Settings) -> faust.App:
 METADATA_MAX_AGE_MS = 5_000
 
 
-def _credentials(settings: Settings) -> Any:
-    if not settings.kafka_username:
-        return None
-    return faust.SASLCredentials(
-        username=settings.kafka_username, password=settings.kafka_password.reveal()
-    )
-
-
 settings = Settings.from_env()
 registry = CollectorRegistry()
 metrics = Metrics(registry)
@@ -82,23 +87,44 @@ app = create_app(settings)
 setup_prometheus_sensors(app, registry=registry, name_prefix="banter_faust")
 
 
-def role_agent(name: str, channel: Any, **options: Any) -> Callable[[Any], Any]:
-    """``app.agent`` for the agents this worker's roles include; others stay unregistered."""
+gaps = Gaps(app, settings, metrics)  # faust's skipped records, found and handled (streams.gaps)
+models = ModelService(settings, metrics, worker_models(settings))  # loaded when the worker starts
+app.service(models)  # type: ignore[arg-type]  # faust accepts instances too
+pages.install(app, settings, models)
 
-    def register(fun: Any) -> Any:
-        if not settings.runs(name):
-            return fun
-        return app.agent(channel, name=f"banter.{name}", **options)(fun)
+
+def agent(role: str, channel: TopicT, batch: int = 0, within_s: float = 0.0) -> Callable[[Handler], Handler]:
+    """Make ``handler`` the agent ``banter.<role>`` of ``channel`` in workers whose roles include it.
+
+    The agent takes micro-batches (``batch`` records or ``within_s``; by default the settings')
+    and hands them to ``handler`` in offset order per partition, none skipped. The handler
+    decodes and guards each record itself (``streams.inputs``), so a bad one never crashes it.
+    """
+
+    def register(handler: Handler) -> Handler:
+        if not settings.runs(role):
+            return handler
+        take = gaps.guard(role, channel.topics, handler)
+        size, within = batch or settings.max_batch, within_s or settings.batch_wait_ms / 1000
+
+        async def run(stream: StreamT) -> None:
+            async for events in cast(faust.Stream, stream).take_events(size, within=within):
+                await take(events)
+
+        run.__name__ = run.__qualname__ = handler.__name__
+        run.__module__, run.__doc__ = handler.__module__, handler.__doc__
+        app.agent(channel, name=f"banter.{role}")(run)
+        return handler
 
     return register
 
 
-def role_timer(name: str, interval: float) -> Callable[[Any], Any]:
-    """``app.timer`` that runs only in workers whose roles include ``name``."""
+def timer(role: str, interval: float) -> Callable[[F], F]:
+    """``app.timer`` that runs only in workers whose roles include ``role``."""
 
-    def register(fun: Any) -> Any:
-        if not settings.runs(name):
-            return fun
-        return app.timer(interval=interval)(fun)
+    def register(fun: F) -> F:
+        if settings.runs(role):
+            app.timer(interval=interval)(fun)
+        return fun
 
     return register

@@ -17,56 +17,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import Message, Reply, SchemaError, decode, encode
+from streams.kafka import kafka_options, partitions_of
 from streams.settings import Settings
-
-TOPICS = ("messages", "turns", "outputs", "replies", "events", "deadletter")
-
-
-def kafka_options(settings: Settings) -> dict[str, Any]:
-    options: dict[str, Any] = {"bootstrap_servers": settings.bootstrap}
-    if settings.kafka_username:
-        options |= {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
-                    "sasl_plain_username": settings.kafka_username,
-                    "sasl_plain_password": settings.kafka_password.reveal()}  # fmt: skip
-    return options
-
-
-async def ensure_topics(settings: Settings, wait_s: float = 30.0) -> list[str]:
-    """Create banter's topics with the configured partitions; returns those created.
-
-    Returns once every partition of the created topics has a leader (or after ``wait_s``), so
-    that a worker started next sees them whole: a topic without leaders in the group leader's
-    metadata is left out of the assignment until the metadata is refreshed.
-    """
-    admin = AIOKafkaAdminClient(**kafka_options(settings))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [settings.topic(name) for name in TOPICS]
-        missing = [name for name in wanted if name not in existing]
-        if missing:
-            await admin.create_topics(
-                [NewTopic(name, settings.partitions, settings.replication) for name in missing]
-            )
-            await _wait_for_leaders(admin, missing, wait_s)
-        return missing
-    finally:
-        await admin.close()
-
-
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], wait_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        described = await admin.describe_topics(topics)
-        ready = [t for t in described if not t.get("error_code") and t.get("partitions")
-                 and all(p.get("leader", -1) >= 0 for p in t["partitions"])]  # fmt: skip
-        if len(ready) == len(topics):
-            return
-        await asyncio.sleep(0.2)
-
 
 def new_message(text: str, conversation_id: str, user_id: str = "cli-user", platform: str = "cli") -> Message:
     return Message(
@@ -111,7 +65,7 @@ class Client:
         await self._producer.start()
         await self._consumer.start()
         topic = self.settings.topic("replies")
-        partitions = await _partitions(self._consumer, topic)
+        partitions = await partitions_of(self._consumer, topic)
         self._consumer.assign([TopicPartition(topic, p) for p in partitions])
         await self._consumer.seek_to_end()
         for tp in self._consumer.assignment():  # resolve positions now, before anything is sent
@@ -192,16 +146,6 @@ def answers_200(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-    for _ in range(50):
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return sorted(partitions)
-        await consumer._client.force_metadata_update()  # topic may have been created a moment ago
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic} not found: is the worker set up? run `banter broker up`")
 
 
 @asynccontextmanager

@@ -13,7 +13,8 @@ from typing import Any
 from schemas import Reply
 from streams.broker import BrokerError, LocalKafka, port_open
 from streams.cli import progress
-from streams.client import connected, ensure_topics, new_message
+from streams.client import connected, new_message
+from streams.kafka import ensure_topics
 from streams.settings import Settings
 
 

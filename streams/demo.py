@@ -14,10 +14,11 @@ import urllib.request
 import uuid
 
 from schemas import Reply
-from streams import runner
+from streams import commands
 from streams.broker import LocalKafka
 from streams.cli import progress
-from streams.client import connected, ensure_topics, new_message
+from streams.client import connected, new_message
+from streams.kafka import ensure_topics
 from streams.process import WorkerProcess
 from streams.settings import Settings
 
@@ -62,7 +63,7 @@ def _broker(settings: Settings) -> None:
 
 
 def _models(settings: Settings) -> None:
-    from models import artifacts
+    from models.build import artifacts
     from streams.services import model_config
 
     progress("step 2/4: models")
@@ -95,7 +96,7 @@ async def _converse(settings: Settings) -> list[float]:
 def _show(text: str, reply: Reply) -> None:
     print(f"  you:    {text}")
     print(f"  banter: {reply.text}")
-    print(f"          {runner.describe(reply)}", flush=True)
+    print(f"          {commands.describe(reply)}", flush=True)
 
 
 def _metrics_excerpt(settings: Settings) -> None:

@@ -289,7 +289,7 @@ def run(settings: Settings, progress: Callable[[str], Any]) -> int:
     """``banter gateway``."""
     import logging.config
 
-    from streams.client import ensure_topics
+    from streams.kafka import ensure_topics
     from streams.logs import logging_config
 
     logging.config.dictConfig(logging_config(settings.log_level))

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas import Event, Message, Reply, SchemaError, decode, encode
 from schemas.http import ConversationTurn
-from streams.client import _partitions, kafka_options
+from streams.kafka import kafka_options, partitions_of
 from streams.gateway_state import Conversations, Entry, Ledger
 from streams.settings import Settings
 
@@ -49,7 +49,7 @@ class Relay:
         assignment = []
         for name in READ:
             topic = self.settings.topic(name)
-            assignment += [TopicPartition(topic, p) for p in await _partitions(self._consumer, topic)]
+            assignment += [TopicPartition(topic, p) for p in await partitions_of(self._consumer, topic)]
         self._consumer.assign(assignment)
         await self._seek_back(assignment)
         self._reader = asyncio.create_task(self._read())

@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from faust.types import EventT
-
-from models.latency import Degrader, LatencyTracker, plan_batch
+from models.latency import PROBE_AFTER_S, Degrader, LatencyTracker, plan_batch
 from models.policy import seed_of
 from models.types import Dialogue, Utterance
 from schemas import ModelOutput, Turn, encode
 from schemas.records import Kind
-from streams import topics
-from streams.app import metrics, settings
-from streams.pipeline import decode_events, guarded, seconds_since_produced
+from streams.inputs import Inputs, Record, seconds_since_produced
+from streams.metrics import Metrics
 from streams.routing import turn_ref
 from streams.services import ModelService
 
@@ -55,9 +52,23 @@ class Stage:
     to_input: Callable[[Turn], Any]
     payload: Callable[[Any], Payload]
     sheds: bool = False
-    tracker: LatencyTracker = field(default_factory=lambda: LatencyTracker(quantile=settings.latency_quantile))
+    tracker: LatencyTracker = field(default_factory=LatencyTracker)
     degrader: Degrader | None = None
-    fault: Callable[[], None] | None = None
+    max_new_tokens: int = 32  # the generator's cap; halved at degradation level 1
+
+
+Send = Callable[[bytes, bytes], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What every model agent shares: the loaded models, the metrics, the input guard, and the
+    send of an output (key, value) to ``banter.outputs``."""
+
+    models: ModelService
+    metrics: Metrics
+    inputs: Inputs
+    send: Send
 
 
 def dialogue_of(turn: Turn) -> Dialogue:
@@ -66,35 +77,32 @@ def dialogue_of(turn: Turn) -> Dialogue:
     return Dialogue(history=(*history, Utterance("user", turn.text)), seed=seed_of(turn.message_id))
 
 
-async def serve(stage: Stage, service: ModelService, events: Sequence[EventT]) -> None:
-    """Answer one micro-batch of ``banter.turns`` events on ``banter.outputs``."""
-    pairs = await decode_events(events, Turn, stage.model)
+async def serve(stage: Stage, serving: Serving, records: Sequence[Record]) -> None:
+    """Answer one micro-batch of ``banter.turns`` records on ``banter.outputs``."""
+    pairs = await serving.inputs.decode_all(records, Turn, stage.model)
     if not pairs:
         return
     turns = [turn for _, turn in pairs]
-    model = await service.model(stage.model)
-    keep, reason = _plan(stage, turns)
-    ran = iter(await _infer(stage, service, model, [t for t, kept in zip(turns, keep, strict=True) if kept]))
-    for (event, turn), kept in zip(pairs, keep, strict=True):
-        record = next(ran) if kept else _marked(stage, model, turn, "skipped", reason)
-        await guarded(event, stage.model, partial(_emit, stage, event, record))
+    model = await serving.models.model(stage.model)
+    keep, reason = plan(stage, turns, time.time(), serving.metrics)
+    ran = iter(await _infer(stage, serving, model, [t for t, kept in zip(turns, keep, strict=True) if kept]))
+    for (record, turn), kept in zip(pairs, keep, strict=True):
+        output = next(ran) if kept else _marked(stage, model, turn, "skipped", reason)
+        await serving.inputs.guarded(record, stage.model, partial(_emit, stage, serving, record, output))
 
 
-async def _emit(stage: Stage, event: EventT, record: ModelOutput) -> None:
-    await topics.outputs.send(key=record.conversation_id.encode(), value=encode(record))
+async def _emit(stage: Stage, serving: Serving, record: Record, output: ModelOutput) -> None:
+    await serving.send(output.conversation_id.encode(), encode(output))
     for part in stage.parts:
-        metrics.model_outputs.labels(part, record.status).inc()
-    metrics.stage_latency.labels(stage.model).observe(seconds_since_produced(event))
+        serving.metrics.model_outputs.labels(part, output.status).inc()
+    serving.metrics.stage_latency.labels(stage.model).observe(seconds_since_produced(record))
 
 
-PROBE_AFTER_S = 5.0
-
-
-def _plan(stage: Stage, turns: list[Turn]) -> tuple[list[bool], str]:
+def plan(stage: Stage, turns: list[Turn], now: float, metrics: Metrics) -> tuple[list[bool], str]:
     """Which turns to run; the others are skipped with the reason given."""
     if not stage.sheds:
         return [True] * len(turns), ""
-    now, estimate = time.time(), stage.tracker.estimate()
+    estimate = stage.tracker.estimate()
     keep = plan_batch([turn.deadline_at for turn in turns], now, estimate)
     reason = "predicted_miss"
     if stage.degrader is not None:
@@ -103,18 +111,18 @@ def _plan(stage: Stage, turns: list[Turn]) -> tuple[list[bool], str]:
         metrics.degradation.set(stage.degrader.level)
         if stage.degrader.level >= stage.degrader.max_level:
             keep, reason = [False] * len(turns), "degraded"
-    if not any(keep) and stage.tracker.stale(PROBE_AFTER_S):
+    if turns and not any(keep) and stage.tracker.stale(PROBE_AFTER_S):
         keep[0] = True  # a probe, so that a stale estimate can recover; its output is shadow data
     return keep, reason
 
 
-async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Turn]) -> list[ModelOutput]:
+async def _infer(stage: Stage, serving: Serving, model: Any, turns: list[Turn]) -> list[ModelOutput]:
     if not turns:
         return []
-    started = time.perf_counter()
+    metrics, started = serving.metrics, time.perf_counter()
     try:
         inputs = [_with_level(stage, stage.to_input(turn)) for turn in turns]
-        predictions = await service.run(stage.model, lambda: _predict(stage, model, inputs))
+        predictions = await serving.models.run(stage.model, lambda: list(model.predict(inputs)))
     except Exception as exc:  # a model failure becomes error outputs, never a lost message
         log.exception("model failed", extra={"model": stage.model})
         return [_marked(stage, model, turn, "error", type(exc).__name__) for turn in turns]
@@ -127,17 +135,11 @@ async def _infer(stage: Stage, service: ModelService, model: Any, turns: list[Tu
     return [_ok(stage, model, turn, p, per_item) for turn, p in zip(turns, predictions, strict=True)]
 
 
-def _predict(stage: Stage, model: Any, inputs: list[Any]) -> list[Any]:
-    if stage.fault is not None:
-        stage.fault()
-    return list(model.predict(inputs))
-
-
 def _with_level(stage: Stage, item: Any) -> Any:
     """At degradation level 1 the generator samples half as many tokens."""
     if stage.degrader is None or stage.degrader.level == 0 or not isinstance(item, Dialogue):
         return item
-    cap = max(4, settings.generator_max_new_tokens // 2)
+    cap = max(4, stage.max_new_tokens // 2)
     return Dialogue(item.history, item.intent, item.seed, {**item.options, "max_new_tokens": cap})
 
 

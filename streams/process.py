@@ -17,17 +17,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class WorkerProcess:
-    """One worker process; ``env`` is its whole environment (its settings), None = ours."""
+    """One worker process; ``env`` is its whole environment (its settings), None = ours.
+
+    ``module`` is what runs ``python -m <module> worker``: banter's CLI, or a test's wiring
+    around it (``tests/faults.py`` injects model faults that way, outside the production code).
+    """
 
     env: dict[str, str] | None
     log_path: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    module: str = "streams"
 
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"], cwd=ROOT, env=self.env,
+                [sys.executable, "-m", self.module, "worker"], cwd=ROOT, env=self.env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         return self

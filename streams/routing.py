@@ -1,34 +1,35 @@
-"""The router's state: turns joined with their outputs, replies, and events.
+"""The router's state and its transitions: turns joined with their outputs, replies, and events.
 
-State lives in the changelog-backed ``routing`` table, one value per
-conversation: ``{"pending": {message_id: entry}, "done": [message_id, ...]}``.
-An entry holds the turn (as a small ``TurnRef``: no history beyond the bot's
-last replies), the outputs seen (first one per model wins, so replays are
-harmless), when each arrived, and the reply once made. An entry is forgotten
-only after Kafka acknowledged its reply (``mark_delivered``). ``done``
-remembers recent answered ids so that a replayed turn is never answered twice.
+State is one ``Conversation`` per conversation: ``pending`` entries by
+``message_id`` and the recently ``done`` ids. An ``Entry`` holds the turn (as a
+small ``TurnRef``: no history beyond the bot's last replies), the outputs seen
+(first one per model wins, so replays are harmless), when each arrived, the
+decision, and the reply once made. An entry is forgotten only after Kafka
+acknowledged its reply (``mark_delivered``). ``done`` remembers recent answered
+ids so that a replayed turn is never answered twice.
 
 A message past its answer time still waits for the fast models (intent and
-retrieval) until ``Context.late_wait_s`` after its deadline: under a backlog it
-is answered late from them rather than at once with the fallback line.
+retrieval) until ``RouterConfig.late_wait_s`` after its deadline: under a backlog
+it is answered late from them rather than at once with the fallback line.
 
-Functions here mutate state synchronously and return the records to send, so
-that the agent and the deadline timer never interleave half-made changes.
+Everything here is pure: functions mutate the state they are given, take the
+clock as ``now``, and return the records to send (an ``Outbox``). When those are
+written and sent is ``streams.delivery``'s job.
 """
 
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from models.latency import LatencyTracker
-from models.policy import PolicyConfig, Seen, Situation, decide, seed_of
+import msgspec
+
+from models.latency import PROBE_AFTER_S, LatencyTracker
+from models.policy import Decision, PolicyConfig, Seen, Situation, decide, seed_of
 from models.selector import load_weights
-from schemas import Candidate, Event, ModelOutput, Reply, Turn, TurnRef, encode, to_dict
-from schemas.codec import from_obj
+from schemas import Candidate, Event, ModelOutput, Payload, Reply, Turn, TurnRef, replace
 from streams.settings import Settings
 
 MODELS = ("intent", "responder", "generator")
@@ -36,17 +37,41 @@ FAST = ("intent", "responder")  # the understand step: a late message still wait
 RECENT_BOT = 3  # bot replies a TurnRef keeps, for the policy's repetition check
 DONE_KEPT = 64  # replays only reach back to the last commit (~1 s), so a few dozen ids suffice
 FLAG_INTENTS = {"love_declaration": "love_declaration", "best_friend": "love_declaration"}
-
-Entry = dict[str, Any]
-Conversation = dict[str, Any]
+MIN_SAMPLES = 20
 
 
-def context(settings: Settings) -> Context:
-    """The router's context, from the settings."""
-    accept = settings.accept_quality if settings.accept_quality >= 0 else load_weights().accept_now
-    policy = PolicyConfig(canned_confidence=settings.canned_confidence, accept_now=accept)
-    return Context(policy, settings.shadow_grace_ms / 1000, Arrivals(quantile=settings.latency_quantile),
-                   margin_s=settings.reply_margin_ms / 1000, late_wait_s=settings.late_wait_ms / 1000)
+class Entry(msgspec.Struct):
+    """One message the router waits on, or has answered and not yet forgotten."""
+
+    turn: TurnRef | None = None
+    partition: int | None = None  # of the message's input records: where its state is written
+    outputs: dict[str, ModelOutput] = msgspec.field(default_factory=dict)  # by model, without their turn
+    arrived: dict[str, float] = msgspec.field(default_factory=dict)  # by model
+    decision: Decision | None = None
+    reply: Reply | None = None
+    replied_at: float | None = None
+    graced: bool = False  # late outputs no longer wait: the event may go
+    delivered: bool = False  # Kafka acknowledged the reply
+
+
+class Conversation(msgspec.Struct):
+    """The router's state of one conversation, as the ``routing`` table keeps it."""
+
+    pending: dict[str, Entry] = msgspec.field(default_factory=dict)
+    done: list[str] = msgspec.field(default_factory=list)
+
+
+def stored(value: Any) -> Conversation | None:
+    """A table value as a ``Conversation``: the object itself, or the plain data a restart restored."""
+    if value is None or isinstance(value, Conversation):
+        return value
+    return msgspec.convert(value, Conversation)
+
+
+def to_stored(conv: Conversation) -> dict[str, Any]:
+    """The conversation as plain data for the changelog."""
+    data: dict[str, Any] = msgspec.to_builtins(conv)
+    return data
 
 
 @dataclass
@@ -57,11 +82,12 @@ class Outbox:
     events: list[Event] = field(default_factory=list)
     late: list[str] = field(default_factory=list)
 
-    def add(self, other: Outbox) -> None:
+    def add(self, other: Outbox | None) -> None:
         """Append ``other``'s records after this box's."""
-        self.replies += other.replies
-        self.events += other.events
-        self.late += other.late
+        if other is not None:
+            self.replies += other.replies
+            self.events += other.events
+            self.late += other.late
 
 
 @dataclass(order=True)
@@ -118,17 +144,17 @@ class Arrivals:
         from long ago is not trusted: a model is then waited for, up to the deadline.
         """
         trackers = ((model, self._trackers[model]) for model in among if model in self._trackers)
-        return {model for model, tracker in trackers
-                if len(tracker) >= MIN_SAMPLES and not tracker.stale(PROBE_AFTER_S)
-                and max(now, received_at + tracker.estimate()) > deadline_at}  # fmt: skip
-
-
-PROBE_AFTER_S = 5.0
-MIN_SAMPLES = 20
+        return {
+            model
+            for model, tracker in trackers
+            if len(tracker) >= MIN_SAMPLES
+            and not tracker.stale(PROBE_AFTER_S)
+            and max(now, received_at + tracker.estimate()) > deadline_at
+        }
 
 
 @dataclass
-class Context:
+class RouterConfig:
     """What every routing step needs: the policy, the shadow grace, live arrival delays, and how
     long before a message's deadline its reply is made (so that it reaches Kafka in the budget)."""
 
@@ -138,42 +164,58 @@ class Context:
     margin_s: float = 0.0
     late_wait_s: float = 30.0
 
-    def answer_by(self, turn: dict[str, Any]) -> float:
-        """When the router stops waiting for slow models: the message's deadline less the margin."""
-        return float(turn["deadline_at"]) - self.margin_s
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RouterConfig:
+        accept = settings.accept_quality if settings.accept_quality >= 0 else load_weights().accept_now
+        policy = PolicyConfig(canned_confidence=settings.canned_confidence, accept_now=accept)
+        return cls(
+            policy,
+            settings.shadow_grace_ms / 1000,
+            Arrivals(quantile=settings.latency_quantile),
+            margin_s=settings.reply_margin_ms / 1000,
+            late_wait_s=settings.late_wait_ms / 1000,
+        )
 
-    def give_up_by(self, turn: dict[str, Any]) -> float:
+    def answer_by(self, turn: TurnRef) -> float:
+        """When the router stops waiting for slow models: the message's deadline less the margin."""
+        return turn.deadline_at - self.margin_s
+
+    def give_up_by(self, turn: TurnRef) -> float:
         """When a late message stops waiting for the fast models and gets the fallback line."""
-        return float(turn["deadline_at"]) + self.late_wait_s
+        return turn.deadline_at + self.late_wait_s
 
 
 def turn_ref(turn: Turn) -> TurnRef:
     """What the router needs of a turn: ids, text, number, times and the bot's last replies."""
     recent = [item.text for item in turn.history if item.speaker == "bot"][-RECENT_BOT:]
     return TurnRef(
-        message_id=turn.message_id, conversation_id=turn.conversation_id, user_id=turn.user_id,
-        platform=turn.platform, text=turn.text, turn=turn.turn, received_at=turn.received_at,
-        deadline_at=turn.deadline_at, recent_bot=recent,
-    )  # fmt: skip
+        message_id=turn.message_id,
+        conversation_id=turn.conversation_id,
+        user_id=turn.user_id,
+        platform=turn.platform,
+        text=turn.text,
+        turn=turn.turn,
+        received_at=turn.received_at,
+        deadline_at=turn.deadline_at,
+        recent_bot=recent,
+    )
 
 
-def new_conversation() -> Conversation:
-    return {"pending": {}, "done": []}
-
-
-def on_turn(conv: Conversation, turn: Turn, partition: int, ctx: Context) -> Outbox:
+def on_turn(conv: Conversation, turn: Turn, partition: int, config: RouterConfig, now: float) -> Outbox:
     """A turn arrived: open (or complete) its entry and answer if the policy allows."""
     mid = turn.message_id
-    if mid in conv["done"]:
+    if mid in conv.done:
         return Outbox()
-    entry = conv["pending"].setdefault(mid, _new_entry())
-    if entry["turn"] is not None:
+    entry = conv.pending.setdefault(mid, Entry())
+    if entry.turn is not None:
         return Outbox()
-    entry["turn"], entry["partition"] = to_dict(turn_ref(turn)), partition
-    return _advance(conv, mid, ctx, final=False)
+    entry.turn, entry.partition = turn_ref(turn), partition
+    return _advance(conv, mid, config, now, final=False)
 
 
-def on_output(conv: Conversation, output: ModelOutput, ctx: Context, partition: int | None = None) -> Outbox:
+def on_output(
+    conv: Conversation, output: ModelOutput, config: RouterConfig, now: float, partition: int | None = None
+) -> Outbox:
     """A model output arrived (possibly before its turn, possibly after the reply).
 
     An output carries its turn: when the turn record itself is late or was lost
@@ -182,52 +224,56 @@ def on_output(conv: Conversation, output: ModelOutput, ctx: Context, partition: 
     """
     mid = output.message_id
     parts = candidates_of(output)
-    if mid in conv["done"]:
+    if mid in conv.done:
         return Outbox(late=list(parts))
-    entry = conv["pending"].setdefault(mid, _new_entry())
-    if entry["turn"] is None and output.turn is not None and partition is not None:
-        entry["turn"], entry["partition"] = to_dict(output.turn), partition
-    fresh = {model: kept for model, kept in parts.items() if model not in entry["outputs"]}
+    entry = conv.pending.setdefault(mid, Entry())
+    if entry.turn is None and output.turn is not None and partition is not None:
+        entry.turn, entry.partition = output.turn, partition
+    fresh = {model: kept for model, kept in parts.items() if model not in entry.outputs}
     if not fresh:
         return Outbox()
-    now = time.time()
     for model, kept in fresh.items():
-        entry["outputs"][model], entry["arrived"][model] = kept, now
-        if entry["turn"] is not None:
-            ctx.arrivals.observe(model, now - entry["turn"]["received_at"])
-    late = list(fresh) if entry["reply"] is not None else []  # after the reply: shadow data
-    box = _advance(conv, mid, ctx, final=False)
+        entry.outputs[model], entry.arrived[model] = kept, now
+        if entry.turn is not None:
+            config.arrivals.observe(model, now - entry.turn.received_at)
+    late = list(fresh) if entry.reply is not None else []  # after the reply: shadow data
+    box = _advance(conv, mid, config, now, final=False)
     box.late.extend(late)
     return box
 
 
-INTENT_FIELDS = ("label", "confidence", "in_scope")
-REPLY_FIELDS = ("text", "score", "quality")
+INTENT_FIELDS = dict.fromkeys(("label", "confidence", "in_scope"))
+REPLY_FIELDS = dict.fromkeys(("text", "score", "quality"))
+PAYLOAD_FIELDS = Payload.__struct_fields__
 
 
-def candidates_of(output: ModelOutput) -> dict[str, dict[str, Any]]:
+def payload(output: ModelOutput) -> dict[str, Any]:
+    """The output's ``Payload`` fields, by name."""
+    return {name: getattr(output, name) for name in PAYLOAD_FIELDS}
+
+
+def candidates_of(output: ModelOutput) -> dict[str, ModelOutput]:
     """The candidates an output brings, by model, as the state keeps them (without the turn)."""
-    kept = to_dict(output)
-    del kept["turn"], kept["versions"]  # the state keeps one copy of the turn, not one per output
+    kept = replace(output, turn=None, versions=None)  # the state keeps one copy of the turn, not one per output
     if output.kind != "understanding":
         return {output.model: kept}
     versions = output.versions or {}
-    intent = {**kept, **dict.fromkeys(REPLY_FIELDS), "model": "intent", "kind": "intent",
-              "version": versions.get("intent", output.version)}  # fmt: skip
-    reply = {**kept, **dict.fromkeys(INTENT_FIELDS), "model": "responder", "kind": "reply",
-             "version": versions.get("responder", output.version)}  # fmt: skip
+    intent = replace(kept, model="intent", kind="intent", version=versions.get("intent", output.version), **REPLY_FIELDS)
+    reply = replace(
+        kept, model="responder", kind="reply", version=versions.get("responder", output.version), **INTENT_FIELDS
+    )
     return {"intent": intent, "responder": reply}
 
 
-def on_due(conv: Conversation, due: Due, ctx: Context) -> Outbox:
+def on_due(conv: Conversation, due: Due, config: RouterConfig, now: float) -> Outbox:
     """The timer says a deadline or a grace period has passed."""
-    entry = conv["pending"].get(due.message_id)
-    if entry is None or entry["turn"] is None:
+    entry = conv.pending.get(due.message_id)
+    if entry is None or entry.turn is None:
         return Outbox()
     if due.kind == "deadline":
-        return _advance(conv, due.message_id, ctx, final=True)
-    entry["graced"] = True  # late outputs no longer wait; the event goes out in turn order
-    return _release(conv)
+        return _advance(conv, due.message_id, config, now, final=True)
+    entry.graced = True  # late outputs no longer wait; the event goes out in turn order
+    return release(conv, now)
 
 
 def unsent_replies(conv: Conversation, sent: Callable[[str], bool]) -> list[Reply]:
@@ -235,147 +281,158 @@ def unsent_replies(conv: Conversation, sent: Callable[[str], bool]) -> list[Repl
 
     A reply the state marks delivered is in Kafka already and is not sent again.
     """
-    recorded = (entry["reply"] for entry in conv["pending"].values()
-                if entry["reply"] is not None and not entry.get("delivered"))  # fmt: skip
-    return [from_obj(reply, Reply) for reply in recorded if not sent(reply["message_id"])]
+    return [
+        entry.reply
+        for entry in conv.pending.values()
+        if entry.reply is not None and not entry.delivered and not sent(entry.reply.message_id)
+    ]
 
 
 def mark_delivered(conv: Conversation, acked: Callable[[str], bool]) -> bool:
     """Note in the state which replies Kafka has acknowledged, so a restart does not resend them
     and their entries may be forgotten; True when any was newly marked."""
     marked = False
-    for mid, entry in conv["pending"].items():
-        if entry["reply"] is not None and not entry.get("delivered") and acked(mid):
-            entry["delivered"] = marked = True
+    for mid, entry in conv.pending.items():
+        if entry.reply is not None and not entry.delivered and acked(mid):
+            entry.delivered = marked = True
     return marked
 
 
-def release(conv: Conversation) -> Outbox:
-    """Replies and events that are ready, e.g. after ``mark_delivered`` found new acks."""
-    return _release(conv)
+def newly_acked(conv: Conversation, acked: Callable[[str], bool]) -> bool:
+    """Whether Kafka acknowledged a reply the state does not mark delivered yet."""
+    return any(e.reply is not None and not e.delivered and acked(mid) for mid, e in conv.pending.items())
 
 
-def due_times(conv: Conversation, conversation_id: str, ctx: Context) -> list[Due]:
+def due_times(conv: Conversation, conversation_id: str, config: RouterConfig, now: float) -> list[Due]:
     """What the timer must watch for this conversation's pending entries."""
-    out, now = [], time.time()
-    for mid, entry in conv["pending"].items():
-        if entry["turn"] is None:
+    out = []
+    for mid, entry in conv.pending.items():
+        if entry.turn is None:
             continue
-        if entry["decision"] is None:
-            answer_by = ctx.answer_by(entry["turn"])
-            at = answer_by if now < answer_by else ctx.give_up_by(entry["turn"])
+        if entry.decision is None:
+            answer_by = config.answer_by(entry.turn)
+            at = answer_by if now < answer_by else config.give_up_by(entry.turn)
             out.append(Due(at, conversation_id, mid, "deadline"))
-        elif entry["reply"] is not None:
-            out.append(Due(entry["replied_at"] + ctx.grace_s, conversation_id, mid, "grace"))
+        elif entry.replied_at is not None:
+            out.append(Due(entry.replied_at + config.grace_s, conversation_id, mid, "grace"))
     return out
 
 
-def _new_entry() -> Entry:
-    return {"turn": None, "partition": None, "outputs": {}, "arrived": {}, "reply": None,
-            "replied_at": None, "decision": None, "graced": False, "delivered": False}  # fmt: skip
+def partition_of(conv: Conversation) -> int | None:
+    """The partition of the conversation's input records, known from any entry."""
+    return next((e.partition for e in conv.pending.values() if e.partition is not None), None)
 
 
-def _advance(conv: Conversation, mid: str, ctx: Context, final: bool) -> Outbox:
-    entry = conv["pending"][mid]
-    if entry["turn"] is not None and entry["decision"] is None:
-        now = time.time()
-        final = final or now >= ctx.answer_by(entry["turn"])
-        if final and not all(m in entry["outputs"] for m in FAST) and now < ctx.give_up_by(entry["turn"]):
+def _advance(conv: Conversation, mid: str, config: RouterConfig, now: float, final: bool) -> Outbox:
+    entry = conv.pending[mid]
+    if entry.turn is not None and entry.decision is None:
+        final = final or now >= config.answer_by(entry.turn)
+        if final and not all(m in entry.outputs for m in FAST) and now < config.give_up_by(entry.turn):
             final = False  # late: the fast models are still worth waiting for, the fallback line is not
-        decision = decide(_situation(entry), _seen(entry, ctx), ctx.policy, final)
-        if decision is not None:
-            entry["decision"] = asdict(decision)
-    return _release(conv)
+        entry.decision = decide(_situation(entry.turn), _seen(entry, config, now), config.policy, final)
+    return release(conv, now)
 
 
-def _release(conv: Conversation) -> Outbox:
-    """Send decided replies, then finished events, in turn order: none overtakes an earlier one."""
+def release(conv: Conversation, now: float) -> Outbox:
+    """Decided replies, then finished events, in turn order: none overtakes an earlier one."""
     box = Outbox()
-    waiting = sorted((e for e in conv["pending"].values() if e["turn"] is not None),
-                     key=lambda e: e["turn"]["turn"])  # fmt: skip
+    waiting = sorted((e for e in conv.pending.values() if e.turn is not None), key=lambda e: _turn(e).turn)
     for entry in waiting:
-        if entry["decision"] is None:
+        if entry.decision is None:
             break
-        if entry["reply"] is None:
-            box.replies.append(_reply(entry))
+        if entry.reply is None:
+            box.replies.append(_reply(entry, now))
     fresh = {reply.message_id for reply in box.replies}
     for entry in waiting:
-        complete = all(model in entry["outputs"] for model in MODELS)
-        if entry["reply"] is None or not (complete or entry["graced"]):
+        complete = all(model in entry.outputs for model in MODELS)
+        if entry.reply is None or not (complete or entry.graced):
             break
-        if entry["turn"]["message_id"] in fresh or not entry.get("delivered"):
+        if _turn(entry).message_id in fresh or not entry.delivered:
             break  # kept until Kafka holds its reply, so that a crash before then can resend it
-        box.events.append(_finish(conv, entry["turn"]["message_id"]))
+        box.events.append(_finish(conv, _turn(entry).message_id, now))
     return box
 
 
-def _finish(conv: Conversation, mid: str) -> Event:
-    entry = conv["pending"].pop(mid)
-    conv["done"] = [*conv["done"][-(DONE_KEPT - 1):], mid]
-    return _event(entry)
+def _turn(entry: Entry) -> TurnRef:
+    assert entry.turn is not None
+    return entry.turn
 
 
-def _situation(entry: Entry) -> Situation:
-    turn = entry["turn"]
-    return Situation(turn["text"], turn["turn"], tuple(turn["recent_bot"]), seed_of(turn["message_id"]))
+def _finish(conv: Conversation, mid: str, now: float) -> Event:
+    entry = conv.pending.pop(mid)
+    conv.done = [*conv.done[-(DONE_KEPT - 1) :], mid]
+    return _event(entry, now)
 
 
-def _seen(entry: Entry, ctx: Context | None = None) -> dict[str, Seen]:
-    """The outputs so far; with ``ctx``, a model due after the answer time counts as skipped."""
-    keys = ("status", "label", "confidence", "in_scope", "text", "score", "reason", "quality")
-    seen = {name: Seen(name, **{k: out.get(k) for k in keys}) for name, out in entry["outputs"].items()}
-    if ctx is not None:
-        turn = entry["turn"]
-        # the fast models are always waited for: a late message is answered from them
-        slow = [model for model in MODELS if model not in FAST and model not in seen]
-        for model in ctx.arrivals.late(turn["received_at"], ctx.answer_by(turn), time.time(), slow):
-            seen[model] = Seen(model, "skipped", reason="predicted_late")
+def _situation(turn: TurnRef) -> Situation:
+    return Situation(turn.text, turn.turn, tuple(turn.recent_bot), seed_of(turn.message_id))
+
+
+def _seen(entry: Entry, config: RouterConfig, now: float) -> dict[str, Seen]:
+    """The outputs so far; a slow model due after the answer time counts as skipped."""
+    seen = {name: Seen(name, out.status, **payload(out)) for name, out in entry.outputs.items()}
+    turn = _turn(entry)
+    # the fast models are always waited for: a late message is answered from them
+    slow = [model for model in MODELS if model not in FAST and model not in seen]
+    for model in config.arrivals.late(turn.received_at, config.answer_by(turn), now, slow):
+        seen[model] = Seen(model, "skipped", reason="predicted_late")
     return seen
 
 
-def _reply(entry: Entry) -> Reply:
-    turn, decision, now = entry["turn"], entry["decision"], time.time()
-    intent = entry["outputs"].get("intent", {}).get("label")
+def _reply(entry: Entry, now: float) -> Reply:
+    turn, decision = _turn(entry), entry.decision
+    assert decision is not None
+    intent = entry.outputs.get("intent")
     reply = Reply(
-        message_id=turn["message_id"], conversation_id=turn["conversation_id"],
-        user_id=turn["user_id"], platform=turn["platform"], text=decision["text"],
-        source=decision["source"], intent=intent, model=decision["model"],
-        latency_ms=round((now - turn["received_at"]) * 1000, 3), replied_at=now,
-        fallback_reason=decision["fallback_reason"], why=decision["why"] or None,
-        late=now > float(turn["deadline_at"]),
-    )  # fmt: skip
-    entry["reply"], entry["replied_at"] = to_dict(reply), now
+        message_id=turn.message_id,
+        conversation_id=turn.conversation_id,
+        user_id=turn.user_id,
+        platform=turn.platform,
+        text=decision.text,
+        source=decision.source,
+        intent=intent.label if intent is not None else None,
+        model=decision.model,
+        latency_ms=round((now - turn.received_at) * 1000, 3),
+        replied_at=now,
+        fallback_reason=decision.fallback_reason,
+        why=decision.why or None,
+        late=now > turn.deadline_at,
+    )
+    entry.reply, entry.replied_at = reply, now
     return reply
 
 
-def _event(entry: Entry) -> Event:
-    turn, reply = entry["turn"], entry["reply"]
-    intent = entry["outputs"].get("intent", {})
-    label = intent.get("label") if intent.get("status") == "ok" else None
+def _event(entry: Entry, now: float) -> Event:
+    turn, reply = _turn(entry), entry.reply
+    assert reply is not None
+    intent = entry.outputs.get("intent")
+    label = intent.label if intent is not None and intent.status == "ok" else None
     flags = [FLAG_INTENTS[label]] if label in FLAG_INTENTS else []
     return Event(
-        message_id=turn["message_id"], conversation_id=turn["conversation_id"],
-        platform=turn["platform"], turn=turn["turn"], intent=label,
-        intent_confidence=intent.get("confidence"), source=reply["source"],
-        fallback_reason=reply["fallback_reason"], latency_ms=reply["latency_ms"],
-        candidates=[_candidate(entry, name) for name in MODELS if name in entry["outputs"]],
-        flags=flags, at=time.time(),
-    )  # fmt: skip
+        message_id=turn.message_id,
+        conversation_id=turn.conversation_id,
+        platform=turn.platform,
+        turn=turn.turn,
+        intent=label,
+        intent_confidence=intent.confidence if intent is not None else None,
+        source=reply.source,
+        fallback_reason=reply.fallback_reason,
+        latency_ms=reply.latency_ms,
+        candidates=[_candidate(entry, name) for name in MODELS if name in entry.outputs],
+        flags=flags,
+        at=now,
+    )
 
 
 def _candidate(entry: Entry, name: str) -> Candidate:
-    out = entry["outputs"][name]
+    out = entry.outputs[name]
     return Candidate(
-        model=name, version=out["version"], kind=out["kind"], status=out["status"],
-        latency_ms=out["latency_ms"], picked=(entry["decision"] or {}).get("model") == name,
-        late=entry["arrived"][name] > (entry["replied_at"] or float("inf")),
-        reason=out.get("reason"), label=out.get("label"), confidence=out.get("confidence"),
-        text=out.get("text"), score=out.get("score"), quality=out.get("quality"),
-    )  # fmt: skip
-
-
-def encode_all(box: Outbox) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
-    """(key, value) pairs for the replies and events of ``box``."""
-    replies = [(r.conversation_id.encode(), encode(r)) for r in box.replies]
-    events = [(e.conversation_id.encode(), encode(e)) for e in box.events]
-    return replies, events
+        model=name,
+        version=out.version,
+        kind=out.kind,
+        status=out.status,
+        latency_ms=out.latency_ms,
+        picked=entry.decision is not None and entry.decision.model == name,
+        late=entry.arrived[name] > (entry.replied_at or float("inf")),
+        **payload(out),
+    )

@@ -1,4 +1,4 @@
-"""Long-lived resources: the models this worker runs, loaded when it starts.
+"""The models this worker runs, loaded when it starts (built by ``streams.app``).
 
 Each model gets its own single-thread executor, so inference never runs on the
 event loop and a slow generator never queues the intent head behind it.
@@ -83,27 +83,6 @@ class ModelService(Service):
         return await asyncio.get_running_loop().run_in_executor(self._executors[name], call)
 
 
-def _worker_models() -> list[str]:
-    from streams.app import settings
-
+def worker_models(settings: Settings) -> list[str]:
+    """The models this worker's roles serve."""
     return [name for name in registry.SERVED if settings.runs(name)]
-
-
-def _create() -> ModelService:
-    from faust.web import Request, Response, View
-
-    from streams.app import app, metrics, settings
-
-    service = ModelService(settings, metrics, _worker_models())
-    app.service(service)  # type: ignore[arg-type]  # faust accepts instances too
-
-    @app.page("/ready")
-    async def ready(web: View, request: Request) -> Response:
-        """200 once every model of this worker is loaded, 503 before."""
-        status = 200 if service.loaded else 503
-        return web.json({"ready": service.loaded, "models": sorted(service.models)}, status=status)
-
-    return service
-
-
-model_service = _create()

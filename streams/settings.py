@@ -100,12 +100,6 @@ class Settings:
     generator_threads: int = _setting(
         1, "BANTER_GENERATOR_THREADS", "CTranslate2 threads for the generator (the rest serve the encoder and the loop)"
     )
-    generator_delay_ms: float = _setting(
-        0.0, "BANTER_GENERATOR_DELAY_MS", "test knob: extra delay per generator batch"
-    )
-    generator_fault: str = _setting(
-        "", "BANTER_GENERATOR_FAULT", "test knob: 'raise' makes every generator batch fail"
-    )
     gateway_host: str = _setting("127.0.0.1", "BANTER_GATEWAY_HOST", "HTTP gateway host (`banter gateway`)")
     gateway_port: int = _setting(8066, "BANTER_GATEWAY_PORT", "HTTP gateway port")
     gateway_tokens: Secret = _setting(

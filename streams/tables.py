@@ -14,27 +14,20 @@ from streams.app import app, settings
 # conversation_id -> models.context state: turn count, start time, history window, recent turns
 conversations: TableT = app.Table("conversations", default=None, partitions=settings.partitions, key_type=bytes)
 
-# conversation_id -> {"pending": {message_id: entry}, "done": [message_id, ...]} (streams.routing)
+# conversation_id -> a streams.routing.Conversation (plain data in the changelog), written by streams.delivery
 routing: TableT = app.Table("routing", default=None, partitions=settings.partitions, key_type=bytes)
 
 
-async def persist(table: TableT, key: bytes, value: Any, partition: int, durable: bool) -> None:
-    """Write ``table[key]`` on ``partition``; with ``durable``, wait for Kafka's ack.
+def write(table: TableT, key: bytes, value: Any, partition: int) -> None:
+    """``table[key] = value`` on ``partition``'s changelog, without waiting for Kafka's ack.
 
-    Naming the partition lets the router's deadline timer write too: faust's
-    ``table[key] = value`` takes the partition from the current event, and a
-    timer has none. Waiting for the ack before a reply is produced means a reply
-    that reached Kafka always has its routing state there first, so a replay
-    after a crash finds it answered and never re-answers it differently.
+    Naming the partition lets a write happen outside an event (faust's ``table[key] = value``
+    takes it from the current event). The router's state, which must reach Kafka before its
+    reply, is written by ``streams.delivery``.
     """
     table.data[key] = value
-    sent = table.send_changelog(partition, key, value)
-    if durable:
-        await sent
+    table.send_changelog(partition, key, value)
 
-# "agent|topic|partition" -> the last input offset handed to that agent (streams.gaps); the value is
-# written to the changelog partition of the input partition, so it moves with it
-progress: TableT = app.Table("progress", default=None, partitions=settings.partitions, key_type=bytes)
 
 # "partition|m|minute start" or "partition|h|hour start" -> a models.analytics window record of that
 # banter.events partition; readers of every partition read the changelog (streams.analytics), so it is

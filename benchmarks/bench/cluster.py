@@ -18,7 +18,8 @@ from pathlib import Path
 
 from benchmarks.bench.monitor import Probe
 from streams.broker import LocalKafka, port_open
-from streams.client import answers_200, connected, ensure_topics
+from streams.client import answers_200, connected
+from streams.kafka import ensure_topics
 from streams.process import ROOT, WorkerProcess
 from streams.settings import Settings
 
@@ -29,11 +30,11 @@ GENERATOR = "generator"
 # one found in agents/ but missing here is added, with a warning.
 NON_GENERATOR_ROLES = ("context", "intent", "responder", "understand", "router", "analytics")
 PER_WORKER = ("BANTER_TOPIC_PREFIX", "BANTER_APP_ID", "BANTER_WEB_PORT", "BANTER_ROLES")
-ROLE_CALL = re.compile(r"""role_(?:agent|timer)\(\s*["']([a-z_]+)["']""")
+ROLE_CALL = re.compile(r"""@(?:agent|timer)\(\s*["']([a-z_]+)["']""")
 
 
 def agent_roles(agents_dir: Path = ROOT / "agents") -> set[str]:
-    """Role names the agents register under (``role_agent("name", ...)``), read from their source."""
+    """Role names the agents register under (``@agent("name", ...)``, ``@timer("name", ...)``), read from their source."""
     return {m for path in agents_dir.glob("*.py") for m in ROLE_CALL.findall(path.read_text())}
 
 

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from benchmarks.bench.load import at_end, pace, partitions_of
 from benchmarks.bench.results import EchoSummary
 from benchmarks.bench.stats import Latency, PhaseRecord, Seen, end_to_end_ms, rate_in, steady_window
-from streams.client import kafka_options
+from streams.kafka import kafka_options
 from streams.settings import Settings
 
 Progress = Callable[[str], None]

@@ -21,7 +21,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from benchmarks.bench.stats import PhaseRecord, Seen, percentile
 from benchmarks.bench.workload import Planned
 from schemas import Reply, SchemaError, decode, encode
-from streams.client import kafka_options, new_message
+from streams.client import new_message
+from streams.kafka import kafka_options
 from streams.settings import Settings
 
 Progress = Callable[[str], None]

@@ -20,7 +20,8 @@ import pytest
 
 from models.build import artifacts
 from streams.broker import BrokerError, LocalKafka
-from streams.client import connected, ensure_topics
+from streams.client import connected
+from streams.kafka import ensure_topics
 from streams.process import WorkerProcess
 from streams.services import model_config
 from streams.settings import Settings
@@ -118,7 +119,9 @@ class Workers:
         return self._start(worker.env)
 
     def _start(self, env: dict[str, str]) -> Worker:
-        worker = Worker(env, self.logs / f"worker-{len(self.started)}.log").start()
+        """A worker; one given a ``FAULT_*`` variable runs under ``tests/faults.py``'s wiring."""
+        module = "tests.faults" if any(name.startswith("FAULT_") for name in env) else "streams"
+        worker = Worker(env, self.logs / f"worker-{len(self.started)}.log", module=module).start()
         self.started.append(worker)
         return worker
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.client import kafka_options
+from streams.kafka import kafka_options
 from streams.settings import Settings
 
 

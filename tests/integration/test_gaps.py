@@ -12,7 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import Message, Reply, decode, encode
-from streams.client import kafka_options, new_message
+from streams.client import new_message
+from streams.kafka import kafka_options
 from streams.settings import Settings
 from tests.integration.kafka_io import produce, read_topic
 from tests.integration.test_router import OPEN_TEXTS

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from schemas import DeadLetter, Message, Reply, SchemaError, decode, encode
-from streams.client import kafka_options, new_message
+from streams.client import new_message
+from streams.kafka import kafka_options
 from streams.deadletters import HEAD_BYTES, MAX_LETTER_BYTES
 from streams.settings import Settings
 from tests.integration.kafka_io import read_topic

@@ -13,7 +13,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import Reply, decode, encode
-from streams.client import OncePerMessage, connected, kafka_options, new_message
+from streams.client import OncePerMessage, connected, new_message
+from streams.kafka import kafka_options
 from tests.integration.kafka_io import produce, read_topic
 
 CANNED_TEXTS = ("what's the weather like today?", "I love you so much", "hi there!")
@@ -38,7 +39,7 @@ async def timed_asks(settings: Any, texts: list[tuple[str, str]], timeout_s: flo
 
 
 def test_a_confident_canned_intent_does_not_wait_for_a_slow_generator(worker_factory: Any) -> None:
-    worker = worker_factory(BANTER_GENERATOR_DELAY_MS="2500", BANTER_BUDGET_MS="5000")
+    worker = worker_factory(FAULT_GENERATOR_DELAY_MS="2500", BANTER_BUDGET_MS="5000")
     worker.wait_ready(timeout_s=240)
     results = asyncio.run(timed_asks(worker.settings, [(t, f"canned-{i}") for i, t in enumerate(CANNED_TEXTS)]))
     canned = [(reply, ms) for reply, ms in results if reply.source == "canned"]
@@ -48,7 +49,7 @@ def test_a_confident_canned_intent_does_not_wait_for_a_slow_generator(worker_fac
 
 def test_a_slow_generator_falls_back_to_retrieval_within_the_budget(worker_factory: Any) -> None:
     budget_ms, margin_ms = 1000, 400
-    worker = worker_factory(BANTER_GENERATOR_DELAY_MS="1500", BANTER_BUDGET_MS=str(budget_ms))
+    worker = worker_factory(FAULT_GENERATOR_DELAY_MS="1500", BANTER_BUDGET_MS=str(budget_ms))
     worker.wait_ready(timeout_s=240)
     texts = [(text, f"slow-{i}") for i, text in enumerate(OPEN_TEXTS * 4)]
     results = asyncio.run(timed_asks(worker.settings, texts))
@@ -62,7 +63,7 @@ def test_a_slow_generator_falls_back_to_retrieval_within_the_budget(worker_facto
 
 
 def test_a_generator_that_raises_leads_to_fallbacks_not_a_crash(worker_factory: Any) -> None:
-    worker = worker_factory(BANTER_GENERATOR_FAULT="raise")
+    worker = worker_factory(FAULT_GENERATOR_RAISE="1")
     worker.wait_ready(timeout_s=240)
     texts = [(text, f"raise-{i}") for i, text in enumerate(OPEN_TEXTS * 2)]
     results = asyncio.run(timed_asks(worker.settings, texts))

@@ -22,7 +22,7 @@ def test_the_agents_roles_are_all_known() -> None:
 
 
 def test_a_new_role_is_added_with_a_warning(tmp_path: Path) -> None:
-    (tmp_path / "rank.py").write_text('@role_agent("ranker", topics.turns)\n@role_timer( "router", 1)\n')
+    (tmp_path / "rank.py").write_text('@agent("ranker", topics.turns)\n@timer( "router", 1)\n')
     assert agent_roles(tmp_path) == {"ranker", "router"}
     warnings: list[str] = []
     roles = non_generator_roles({"ranker", "router", GENERATOR}, warnings.append)

@@ -30,7 +30,7 @@ from schemas import (
     to_dict,
 )
 from schemas.records import HistoryItem
-from streams.client import TOPICS
+from streams.kafka import TOPICS
 
 ROOT = Path(contract.__file__).parent
 

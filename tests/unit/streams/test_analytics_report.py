@@ -57,7 +57,7 @@ def test_the_changelog_read_is_the_tables_own() -> None:
 
 
 def test_the_page_has_the_totals_the_charts_and_the_local_chart_library() -> None:
-    from streams import analytics_page
+    from streams import pages as analytics_page
 
     page = analytics_page.render_page({**_report(), "held_here": [0, 1]})
     assert '<script src="/analytics/uplot.js"></script>' in page

@@ -6,19 +6,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import pytest
-from faust.types import EventT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from schemas import DeadLetter, Message, decode, encode
-from streams import deadletters, pipeline
+from streams import deadletters
 from streams.deadletters import HEAD_BYTES, MAX_LETTER_BYTES
 from streams.gaps import Replayed, ReplayedMessage
+from streams.inputs import Inputs
 from streams.metrics import Metrics
 
 BROKER_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's default message.max.bytes
@@ -114,47 +114,50 @@ def test_a_letter_refused_again_and_again_is_sent_minimal_with_a_bounded_backoff
     assert key is None and dead.original == "" and dead.original_length == 20_000 and dead.original_sha256
 
 
-def _event(value: bytes, key: bytes | None = b"conv-1", offset: int = 7) -> EventT:
-    return cast(EventT, Replayed(key, value, ReplayedMessage("t.messages", 2, offset, 0.0)))
+def _event(value: bytes, key: bytes | None = b"conv-1", offset: int = 7) -> Replayed:
+    return Replayed(key, value, ReplayedMessage("t.messages", 2, offset, 0.0))
+
+
+class Sent(list[tuple[bytes | None, DeadLetter]]):
+    """The dead letters an ``Inputs`` sends, and that ``Inputs`` with a fresh metric registry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs = Inputs(self.send, Metrics(CollectorRegistry()))
+
+    async def send(self, key: bytes | None, dead: DeadLetter) -> None:
+        self.append((key, decode(encode(dead), DeadLetter)))
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes | None, DeadLetter]]:
-    """Dead letters the pipeline sends, with a fresh metric registry."""
-    letters: list[tuple[bytes | None, DeadLetter]] = []
-
-    async def send(key: bytes | None, dead: DeadLetter) -> None:
-        letters.append((key, decode(encode(dead), DeadLetter)))
-
-    monkeypatch.setattr(pipeline, "_send_letter", send)
-    monkeypatch.setattr(pipeline, "metrics", Metrics(CollectorRegistry()))
-    return letters
+def sent() -> Sent:
+    return Sent()
 
 
-def test_a_handler_that_raises_sends_its_record_to_the_dead_letters(sent: list[Any]) -> None:
+def test_a_handler_that_raises_sends_its_record_to_the_dead_letters(sent: Sent) -> None:
     async def boom() -> None:
         raise KeyError("pending")
 
-    assert asyncio.run(pipeline.guarded(_event(b'{"a": 1}'), "router", boom)) is None
+    assert asyncio.run(sent.inputs.guarded(_event(b'{"a": 1}'), "router", boom)) is None
     ((key, dead),) = sent
     assert dead.reason == "handler_error: KeyError" and dead.agent == "router" and dead.offset == 7
     assert key == b"conv-1" and base64.b64decode(dead.original) == b'{"a": 1}'
-    counted = pipeline.metrics.registry.get_sample_value(
+    counted = sent.inputs.metrics.registry.get_sample_value(
         "banter_handler_errors_total", {"agent": "router", "error": "KeyError"})  # fmt: skip
     assert counted == 1
 
 
-def test_a_handler_that_succeeds_gives_its_result(sent: list[Any]) -> None:
+def test_a_handler_that_succeeds_gives_its_result(sent: Sent) -> None:
     async def fine() -> int:
         return 3
 
-    assert asyncio.run(pipeline.guarded(_event(b"{}"), "router", fine)) == 3
+    assert asyncio.run(sent.inputs.guarded(_event(b"{}"), "router", fine)) == 3
     assert sent == []
 
 
-def test_a_huge_undecodable_record_is_dead_lettered_bounded(sent: list[Any]) -> None:
+def test_a_huge_undecodable_record_is_dead_lettered_bounded(sent: Sent) -> None:
     value = b"[" * 200_000 + b"\x00" * (BROKER_MAX_MESSAGE_BYTES - 200_000)
-    assert asyncio.run(pipeline.decode_event(_event(value, key=b"k" * 50_000), Message, "context")) is None
+    assert asyncio.run(sent.inputs.decode(_event(value, key=b"k" * 50_000), Message, "context")) is None
     ((key, dead),) = sent
     assert dead.truncated and dead.original_length == len(value) and len(key) == 64
     assert len(encode(dead)) <= MAX_LETTER_BYTES
@@ -166,7 +169,7 @@ def test_a_huge_undecodable_record_is_dead_lettered_bounded(sent: list[Any]) -> 
     orjson.dumps({"message_id": "m", "extra": [[[[[[[[[[{}]]]]]]]]]] * 10_000}),
     b'{"text": "\\ud800"}', b"\x00", b"", b"null", b'"just a string"', b"1e400",
 ])  # fmt: skip
-def test_hostile_json_is_a_dead_letter_with_a_reason(sent: list[Any], value: bytes) -> None:
-    assert asyncio.run(pipeline.decode_event(_event(value), Message, "context")) is None
+def test_hostile_json_is_a_dead_letter_with_a_reason(sent: Sent, value: bytes) -> None:
+    assert asyncio.run(sent.inputs.decode(_event(value), Message, "context")) is None
     ((_, dead),) = sent
     assert dead.reason and not dead.reason.startswith("handler_error"), dead.reason

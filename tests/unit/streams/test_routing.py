@@ -1,5 +1,5 @@
 """The router's state machine without Kafka: one reply per message, replays ignored,
-late outputs marked, events complete with every candidate."""
+late outputs marked, events complete with every candidate. The clock is passed in: nothing sleeps."""
 
 from __future__ import annotations
 
@@ -8,36 +8,50 @@ import time
 import pytest
 
 from models import persona
-from models.policy import PolicyConfig
+from models.policy import PolicyConfig, Seen
 from schemas import ModelOutput, Turn
 from streams import routing
 
 CONFIG = PolicyConfig(accept_now=0.9)
 GRACE = 2.0
-CTX = routing.Context(CONFIG, GRACE)
+CTX = routing.RouterConfig(CONFIG, GRACE)
+
+
+class Clock:
+    """The time every routing call of a test is given; ``advance`` stands in for waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+clock = Clock()
 
 
 @pytest.fixture(autouse=True)
 def fresh_arrivals() -> None:
     CTX.arrivals = routing.Arrivals()
+    clock.now = time.time()
 CANNED = sorted(persona.CANNED_INTENTS)[0]
 
 
 def turn(mid: str = "m1", budget_s: float = 1.0, number: int = 1) -> Turn:
-    now = time.time()
+    now = clock.now
     return Turn(mid, "c1", "u1", "web", "so what do you do for fun", now, number, [], 0.0, now, now + budget_s)
 
 
 def output(model: str, mid: str = "m1", **fields: object) -> ModelOutput:
     kind = "intent" if model == "intent" else "reply"
-    base = {"status": "ok", "latency_ms": 5.0, "produced_at": time.time()}
+    base = {"status": "ok", "latency_ms": 5.0, "produced_at": clock.now}
     return ModelOutput(mid, "c1", model, "v1", kind, **{**base, **fields})  # type: ignore[arg-type]
 
 
-def acked(conv: routing.Conversation, out: ModelOutput, ctx: routing.Context = CTX) -> routing.Outbox:
+def acked(conv: routing.Conversation, out: ModelOutput, ctx: routing.RouterConfig = CTX) -> routing.Outbox:
     """One router step as the agent takes it, every reply sent so far acknowledged by Kafka."""
     routing.mark_delivered(conv, lambda mid: True)
-    return routing.on_output(conv, out, ctx)
+    return routing.on_output(conv, out, ctx, clock.now)
 
 
 def all_outputs(conv: routing.Conversation, label: str = "hobbies", confidence: float = 0.9) -> routing.Outbox:
@@ -47,49 +61,49 @@ def all_outputs(conv: routing.Conversation, label: str = "hobbies", confidence: 
                 output("generator", text="i mostly judge people's playlists", score=-1.0, quality=0.5)):  # fmt: skip
         box.add(acked(conv, out))
     routing.mark_delivered(conv, lambda mid: True)  # the reply the last output decided is acknowledged
-    box.add(routing.release(conv))
+    box.add(routing.release(conv, clock.now))
     return box
 
 
 def test_one_reply_and_one_event_when_everything_arrives() -> None:
-    conv = routing.new_conversation()
-    assert not routing.on_turn(conv, turn(), 0, CTX).replies
+    conv = routing.Conversation()
+    assert not routing.on_turn(conv, turn(), 0, CTX, clock.now).replies
     box = all_outputs(conv)
     assert len(box.replies) == 1 and len(box.events) == 1
     event = box.events[0]
     assert {c.model for c in event.candidates} == {"intent", "responder", "generator"}
     assert sum(c.picked for c in event.candidates) == 1
-    assert conv["pending"] == {} and conv["done"] == ["m1"]
+    assert conv.pending == {} and conv.done == ["m1"]
 
 
 def test_outputs_before_the_turn_are_kept() -> None:
-    conv = routing.new_conversation()
+    conv = routing.Conversation()
     all_outputs(conv)
-    box = routing.on_turn(conv, turn(), 3, CTX)
+    box = routing.on_turn(conv, turn(), 3, CTX, clock.now)
     assert len(box.replies) == 1 and not box.events  # the entry outlives its reply's step (crash safety)
-    (grace,) = routing.due_times(conv, "c1", CTX)
-    assert not routing.on_due(conv, grace, CTX).events  # Kafka has not acknowledged the reply yet
+    (grace,) = routing.due_times(conv, "c1", CTX, clock.now)
+    assert not routing.on_due(conv, grace, CTX, clock.now).events  # Kafka has not acknowledged the reply yet
     routing.mark_delivered(conv, lambda mid: True)
-    assert len(routing.release(conv).events) == 1
+    assert len(routing.release(conv, clock.now).events) == 1
 
 
 def test_replayed_turn_and_outputs_are_ignored() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(), 0, CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
     all_outputs(conv)
-    assert not routing.on_turn(conv, turn(), 0, CTX).replies
+    assert not routing.on_turn(conv, turn(), 0, CTX, clock.now).replies
     replay = all_outputs(conv)
     assert not replay.replies and not replay.events
     assert replay.late == ["intent", "responder", "generator"]
 
 
 def test_canned_answers_before_the_generator_and_marks_it_late() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(), 0, CTX)
-    box = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
+    box = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX, clock.now)
     assert [r.source for r in box.replies] == ["canned"]
-    routing.on_output(conv, output("responder", text="hm", score=0.5), CTX)
-    time.sleep(0.01)
+    routing.on_output(conv, output("responder", text="hm", score=0.5), CTX, clock.now)
+    clock.advance(0.01)
     box = acked(conv, output("generator", text="late words", score=-1.0))
     assert box.late == ["generator"] and not box.replies
     (event,) = box.events
@@ -99,56 +113,56 @@ def test_canned_answers_before_the_generator_and_marks_it_late() -> None:
 
 
 def test_deadline_answers_with_what_is_there() -> None:
-    impatient = routing.Context(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.0)
-    conv = routing.new_conversation()
-    assert not routing.on_turn(conv, turn(budget_s=0.02), 0, impatient).replies
-    (due,) = routing.due_times(conv, "c1", impatient)
-    time.sleep(0.03)
-    box = routing.on_due(conv, due, impatient)
+    impatient = routing.RouterConfig(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.0)
+    conv = routing.Conversation()
+    assert not routing.on_turn(conv, turn(budget_s=0.02), 0, impatient, clock.now).replies
+    (due,) = routing.due_times(conv, "c1", impatient, clock.now)
+    clock.advance(0.03)
+    box = routing.on_due(conv, due, impatient, clock.now)
     (reply,) = box.replies
     assert reply.source == "fallback" and reply.fallback_reason == "deadline"
-    (grace,) = routing.due_times(conv, "c1", impatient)
+    (grace,) = routing.due_times(conv, "c1", impatient, clock.now)
     assert grace.kind == "grace"
     routing.mark_delivered(conv, lambda mid: True)
-    box = routing.on_due(conv, grace, impatient)
+    box = routing.on_due(conv, grace, impatient, clock.now)
     assert len(box.events) == 1 and box.events[0].source == "fallback"
 
 
 def test_a_late_message_waits_for_the_fast_models_instead_of_the_fallback_line() -> None:
-    patient = routing.Context(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.2)
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(budget_s=0.02, number=9), 0, patient)
-    time.sleep(0.03)
-    (due,) = routing.due_times(conv, "c1", patient)
-    assert due.at == pytest.approx(conv["pending"]["m1"]["turn"]["deadline_at"] + 0.2)  # the give-up time
-    assert not routing.on_due(conv, due, patient).replies
+    patient = routing.RouterConfig(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.2)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(budget_s=0.02, number=9), 0, patient, clock.now)
+    clock.advance(0.03)
+    (due,) = routing.due_times(conv, "c1", patient, clock.now)
+    assert due.at == pytest.approx(conv.pending["m1"].turn.deadline_at + 0.2)  # the give-up time
+    assert not routing.on_due(conv, due, patient, clock.now).replies
     assert not routing.on_output(conv, output("intent", label="hobbies", confidence=0.9, in_scope=True),
-                                 patient).replies  # fmt: skip
-    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), patient)
+                                 patient, clock.now).replies  # fmt: skip
+    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), patient, clock.now)
     (reply,) = box.replies  # the generator is still missing: the late reply comes from retrieval
     assert (reply.source, reply.fallback_reason) == ("retrieval", "deadline")
 
 
 def test_a_late_message_gets_the_fallback_line_once_it_gives_up() -> None:
-    patient = routing.Context(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.05)
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(budget_s=0.01), 0, patient)
-    time.sleep(0.08)
-    (due,) = routing.due_times(conv, "c1", patient)
-    (reply,) = routing.on_due(conv, due, patient).replies
+    patient = routing.RouterConfig(CONFIG, GRACE, routing.Arrivals(), late_wait_s=0.05)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(budget_s=0.01), 0, patient, clock.now)
+    clock.advance(0.08)
+    (due,) = routing.due_times(conv, "c1", patient, clock.now)
+    (reply,) = routing.on_due(conv, due, patient, clock.now).replies
     assert reply.source == "fallback"
 
 
 def test_with_a_margin_the_router_answers_that_long_before_the_deadline() -> None:
-    margin = routing.Context(CONFIG, GRACE, routing.Arrivals(), margin_s=0.5)
-    conv = routing.new_conversation()
+    margin = routing.RouterConfig(CONFIG, GRACE, routing.Arrivals(), margin_s=0.5)
+    conv = routing.Conversation()
     the_turn = turn(budget_s=0.6)
-    assert not routing.on_turn(conv, the_turn, 0, margin).replies
-    (due,) = routing.due_times(conv, "c1", margin)
+    assert not routing.on_turn(conv, the_turn, 0, margin, clock.now).replies
+    (due,) = routing.due_times(conv, "c1", margin, clock.now)
     assert due.at == pytest.approx(the_turn.deadline_at - 0.5)
-    time.sleep(0.15)  # past the answer time, well before the deadline: the next output settles it
-    routing.on_output(conv, output("intent", label="hobbies", confidence=0.9, in_scope=True), margin)
-    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), margin)
+    clock.advance(0.15)  # past the answer time, well before the deadline: the next output settles it
+    routing.on_output(conv, output("intent", label="hobbies", confidence=0.9, in_scope=True), margin, clock.now)
+    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), margin, clock.now)
     (reply,) = box.replies  # the generator is not waited for
     assert reply.latency_ms < 600 and not reply.late
 
@@ -163,30 +177,30 @@ def test_deadlines_pop_in_order_once() -> None:
 
 
 def test_love_declarations_are_flagged() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(), 0, CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
     box = all_outputs(conv, label="love_declaration")
     assert box.events[0].flags == ["love_declaration"]
 
 
 def test_a_later_reply_waits_for_the_earlier_one() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn("m1", number=1), 0, CTX)
-    routing.on_turn(conv, turn("m2", number=2), 0, CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn("m1", number=1), 0, CTX, clock.now)
+    routing.on_turn(conv, turn("m2", number=2), 0, CTX, clock.now)
     canned = output("intent", mid="m2", label=CANNED, confidence=0.99, in_scope=True)
-    assert not routing.on_output(conv, canned, CTX).replies  # held behind m1
+    assert not routing.on_output(conv, canned, CTX, clock.now).replies  # held behind m1
     box = routing.on_output(conv, output("intent", mid="m1", label=CANNED, confidence=0.99, in_scope=True),
-                            CTX)  # fmt: skip
+                            CTX, clock.now)  # fmt: skip
     assert [r.message_id for r in box.replies] == ["m1", "m2"]
 
 
 def test_events_go_out_in_turn_order() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn("m1", number=1), 0, CTX)
-    routing.on_turn(conv, turn("m2", number=2), 0, CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn("m1", number=1), 0, CTX, clock.now)
+    routing.on_turn(conv, turn("m2", number=2), 0, CTX, clock.now)
     for mid in ("m1", "m2"):
-        routing.on_output(conv, output("intent", mid=mid, label=CANNED, confidence=0.99, in_scope=True), CTX)
-        routing.on_output(conv, output("responder", mid=mid, text="hm", score=0.5), CTX)
+        routing.on_output(conv, output("intent", mid=mid, label=CANNED, confidence=0.99, in_scope=True), CTX, clock.now)
+        routing.on_output(conv, output("responder", mid=mid, text="hm", score=0.5), CTX, clock.now)
     box = acked(conv, output("generator", mid="m2", text="later", score=-1.0))
     assert not box.events  # m2 is complete, but m1 still waits for its generator
     box = acked(conv, output("generator", mid="m1", text="now", score=-1.0))
@@ -196,10 +210,10 @@ def test_events_go_out_in_turn_order() -> None:
 def test_a_model_predicted_late_is_not_waited_for() -> None:
     for _ in range(20):
         CTX.arrivals.observe("generator", 3.0)  # the generator answers 3 s after arrival
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(budget_s=1.0), 0, CTX)
-    routing.on_output(conv, output("intent", label="hobbies", confidence=0.3, in_scope=True), CTX)
-    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(budget_s=1.0), 0, CTX, clock.now)
+    routing.on_output(conv, output("intent", label="hobbies", confidence=0.3, in_scope=True), CTX, clock.now)
+    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), CTX, clock.now)
     (reply,) = box.replies  # at once, not at the deadline
     assert (reply.source, reply.fallback_reason) == ("retrieval", "skipped")
 
@@ -211,9 +225,9 @@ def test_a_few_slow_samples_do_not_make_a_model_late() -> None:
 
 
 def test_replies_restored_after_a_crash_are_found_for_resending() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(), 0, CTX)
-    (reply,) = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX).replies
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
+    (reply,) = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX, clock.now).replies
     restored = routing.unsent_replies(conv, lambda mid: False)  # a new process has sent nothing
     assert [r.text for r in restored] == [reply.text]
     assert routing.unsent_replies(conv, lambda mid: True) == []
@@ -221,25 +235,25 @@ def test_replies_restored_after_a_crash_are_found_for_resending() -> None:
 
 def test_an_entry_is_forgotten_only_once_kafka_acknowledged_its_reply() -> None:
     """A reply must be in Kafka before the state that forgets its entry: never the same step, never unacked."""
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(), 0, CTX)
-    made = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
+    made = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX, clock.now)
     assert len(made.replies) == 1
     routing.mark_delivered(conv, lambda mid: True)  # acked in the same step as the reply: still kept
-    assert not routing.release(conv).events
-    rest = routing.on_output(conv, output("responder", text="Sure.", score=0.7), CTX)
-    conv["pending"]["m1"]["delivered"] = False  # as if Kafka had not acked it
-    last = routing.on_output(conv, output("generator", text="ok then", score=-1.0), CTX)
-    assert not rest.events and not last.events and "m1" in conv["pending"]
+    assert not routing.release(conv, clock.now).events
+    rest = routing.on_output(conv, output("responder", text="Sure.", score=0.7), CTX, clock.now)
+    conv.pending["m1"].delivered = False  # as if Kafka had not acked it
+    last = routing.on_output(conv, output("generator", text="ok then", score=-1.0), CTX, clock.now)
+    assert not rest.events and not last.events and "m1" in conv.pending
     assert routing.mark_delivered(conv, lambda mid: True)
-    (event,) = routing.release(conv).events
-    assert event.message_id == "m1" and conv["pending"] == {}
+    (event,) = routing.release(conv, clock.now).events
+    assert event.message_id == "m1" and conv.pending == {}
 
 
 def test_a_reply_marked_delivered_is_not_resent_after_a_crash() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(), 0, CTX)
-    routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
+    routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX, clock.now)
     routing.mark_delivered(conv, lambda mid: False)
     assert len(routing.unsent_replies(conv, lambda mid: False)) == 1
     routing.mark_delivered(conv, lambda mid: mid == "m1")
@@ -247,35 +261,35 @@ def test_a_reply_marked_delivered_is_not_resent_after_a_crash() -> None:
 
 
 def test_an_output_carrying_its_turn_answers_a_message_whose_turn_record_never_came() -> None:
-    conv = routing.new_conversation()
+    conv = routing.Conversation()
     lost = turn()
     ref = routing.turn_ref(lost)
     box = routing.Outbox()
     for out in (output("intent", label="hobbies", confidence=0.9, in_scope=True, turn=ref),
                 output("responder", text="Fun? I collect compliments.", score=0.7, turn=ref),
                 output("generator", text="i mostly judge people's playlists", score=-1.0, turn=ref)):  # fmt: skip
-        step = routing.on_output(conv, out, CTX, partition=3)
+        step = routing.on_output(conv, out, CTX, clock.now, partition=3)
         box.replies += step.replies
         if out.model == "intent":
-            entry = conv["pending"]["m1"]
-            assert entry["turn"]["message_id"] == "m1" and entry["partition"] == 3
-            assert "turn" not in entry["outputs"]["intent"]  # the state keeps one copy of the turn
+            entry = conv.pending["m1"]
+            assert entry.turn is not None and entry.turn.message_id == "m1" and entry.partition == 3
+            assert entry.outputs["intent"].turn is None  # the state keeps one copy of the turn
     assert [r.message_id for r in box.replies] == ["m1"]
-    assert routing.on_turn(conv, lost, 3, CTX).replies == []  # the turn record, arriving after all, adds nothing
+    assert routing.on_turn(conv, lost, 3, CTX, clock.now).replies == []  # the turn record, arriving after all, adds nothing
 
 
 def understanding(mid: str = "m1", **fields: object) -> ModelOutput:
-    base = {"status": "ok", "latency_ms": 4.0, "produced_at": time.time(),
+    base = {"status": "ok", "latency_ms": 4.0, "produced_at": clock.now,
             "versions": {"intent": "vi", "responder": "vr"}}  # fmt: skip
     return ModelOutput(mid, "c1", "understand", "vu", "understanding", **{**base, **fields})  # type: ignore[arg-type]
 
 
 def test_one_understanding_is_the_intent_and_the_responder_candidates() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(), 0, CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
     out = understanding(label="hobbies", confidence=0.9, in_scope=True, text="Fun? I collect compliments.", score=0.7,
                         quality=0.99)  # fmt: skip
-    (reply,) = routing.on_output(conv, out, CTX).replies  # retrieval good enough: the generator is not awaited
+    (reply,) = routing.on_output(conv, out, CTX, clock.now).replies  # retrieval good enough: the generator is not awaited
     assert (reply.source, reply.intent) == ("retrieval", "hobbies")
     routing.mark_delivered(conv, lambda mid: True)
     box = acked(conv, output("generator", text="i mostly judge people's playlists", score=-1.0))
@@ -288,8 +302,21 @@ def test_one_understanding_is_the_intent_and_the_responder_candidates() -> None:
 
 
 def test_a_replayed_understanding_marks_both_parts_late() -> None:
-    conv = routing.new_conversation()
-    routing.on_turn(conv, turn(), 0, CTX)
+    conv = routing.Conversation()
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
     all_outputs(conv)
     assert routing.on_output(conv, understanding(label="hobbies", confidence=0.9, in_scope=True, text="x", score=0.5),
-                             CTX).late == ["intent", "responder"]  # fmt: skip
+                             CTX, clock.now).late == ["intent", "responder"]  # fmt: skip
+
+
+def test_the_policys_view_of_an_output_and_its_sources_are_the_wire_records() -> None:
+    """models/ may not import schemas/, so the policy keeps its own types: these hold them equal."""
+    import dataclasses
+    from typing import get_args
+
+    from models.policy import Source as PolicySource
+    from schemas.records import Payload
+    from schemas.records import Source as WireSource
+
+    assert tuple(f.name for f in dataclasses.fields(Seen)) == ("model", "status", *Payload.__struct_fields__)
+    assert get_args(PolicySource) == get_args(WireSource)

@@ -1,4 +1,5 @@
-"""The ``/analytics`` page on every worker: totals over all partitions, tables and charts.
+"""The worker's web pages (``/metrics`` is faust's): ``/ready``, and ``/analytics``, totals over all
+partitions, tables and charts. ``install`` adds them to the app.
 
 ``/analytics`` is HTML (tables rendered here, charts drawn in the browser by uPlot, a 51 kB MIT
 library vendored under ``streams/web/vendor`` and served by the worker itself, so the page needs
@@ -15,13 +16,14 @@ from typing import Any
 
 import orjson
 from aiokafka.errors import KafkaError
+import faust
 from faust.web import Request, Response, View
 from mode import Service
 
 from models import analytics
 from streams import analytics as reader
-from streams import topics
-from streams.app import app, settings
+from streams.services import ModelService
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).parent / "web"
@@ -31,8 +33,9 @@ VENDOR = WEB / "vendor"
 class AnalyticsReader(Service):
     """This worker's reader of the analytics changelog, opened on the first request."""
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, app: faust.App, settings: Settings, **kw: Any) -> None:
         super().__init__(**kw)
+        self.app, self.events_topic = app, settings.topic("events")
         self.windows = reader.Windows(settings)
 
     async def on_stop(self) -> None:
@@ -51,34 +54,38 @@ class AnalyticsReader(Service):
                 "error": repr(exc)})  # fmt: skip
             await self.windows.stop()
             complete = False
-        held = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topics.events.get_topic_name())
+        held = sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.events_topic)
         report = analytics.report(self.windows.records.items(), time.time())
         return {**report, "held_here": held, "complete": complete}
 
 
-analytics_reader = AnalyticsReader()
-app.service(analytics_reader)  # type: ignore[arg-type]  # faust accepts instances too
+def install(app: faust.App, settings: Settings, models: ModelService) -> None:
+    """Every page of the worker, on ``app``'s web server."""
+    analytics_reader = AnalyticsReader(app, settings)
+    app.service(analytics_reader)  # type: ignore[arg-type]  # faust accepts instances too
 
+    @app.page("/ready")
+    async def ready(web: View, request: Request) -> Response:
+        """200 once every model of this worker is loaded, 503 before."""
+        status = 200 if models.loaded else 503
+        return web.json({"ready": models.loaded, "models": sorted(models.models)}, status=status)
 
-@app.page("/analytics")
-async def analytics_html(web: View, request: Request) -> Response:
-    """Totals over every partition (whichever worker holds it), with charts."""
-    return web.html(render_page(await analytics_reader.report()))
+    @app.page("/analytics")
+    async def analytics_html(web: View, request: Request) -> Response:
+        """Totals over every partition (whichever worker holds it), with charts."""
+        return web.html(render_page(await analytics_reader.report()))
 
+    @app.page("/analytics.json")
+    async def analytics_json(web: View, request: Request) -> Response:
+        return web.json(await analytics_reader.report())
 
-@app.page("/analytics.json")
-async def analytics_json(web: View, request: Request) -> Response:
-    return web.json(await analytics_reader.report())
+    @app.page("/analytics/uplot.js")
+    async def uplot_js(web: View, request: Request) -> Response:
+        return web.bytes((VENDOR / "uPlot.iife.min.js").read_bytes(), content_type="application/javascript")
 
-
-@app.page("/analytics/uplot.js")
-async def uplot_js(web: View, request: Request) -> Response:
-    return web.bytes((VENDOR / "uPlot.iife.min.js").read_bytes(), content_type="application/javascript")
-
-
-@app.page("/analytics/uplot.css")
-async def uplot_css(web: View, request: Request) -> Response:
-    return web.bytes((VENDOR / "uPlot.min.css").read_bytes(), content_type="text/css")
+    @app.page("/analytics/uplot.css")
+    async def uplot_css(web: View, request: Request) -> Response:
+        return web.bytes((VENDOR / "uPlot.min.css").read_bytes(), content_type="text/css")
 
 
 def render_page(report: dict[str, Any]) -> str:

@@ -1,0 +1,152 @@
+"""The router's crash ordering without Kafka: a reply is sent only once the state recording it is
+in the changelog, an entry is forgotten only once Kafka acknowledged its reply, and a reply a
+restart restored unsent is sent again, the same. The table and topics are fakes that log calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from models import persona
+from models.policy import PolicyConfig
+from schemas import Event, ModelOutput, Reply, Turn, decode
+from streams import routing
+from streams.delivery import Delivery
+from streams.metrics import Metrics
+
+CANNED = sorted(persona.CANNED_INTENTS)[0]
+
+
+class Log(list[tuple[str, Any]]):
+    """What the fakes were asked to do, in order."""
+
+
+class FakeTable:
+    """A table's in-memory data and its changelog writes, each acknowledged when the test says."""
+
+    def __init__(self, log: Log) -> None:
+        self.data: dict[bytes, Any] = {}
+        self.log = log
+        self.pending: list[asyncio.Future[None]] = []
+
+    def send_changelog(self, partition: int, key: bytes, value: Any) -> asyncio.Future[None]:
+        self.log.append(("changelog", routing.stored(value)))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append(ack)
+        return ack
+
+
+class FakeTopic:
+    def __init__(self, name: str, log: Log) -> None:
+        self.name, self.log = name, log
+        self.acks: list[asyncio.Future[None]] = []
+
+    async def send(self, key: bytes, value: bytes) -> asyncio.Future[None]:
+        self.log.append((self.name, value))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        return ack
+
+
+def turn() -> Turn:
+    now = time.time()
+    return Turn("m1", "c1", "u1", "web", "what's the weather", now, 1, [], 0.0, now, now + 1.0)
+
+
+def output(model: str, **fields: Any) -> ModelOutput:
+    kind = "intent" if model == "intent" else "reply"
+    return ModelOutput("m1", "c1", model, "v1", kind, "ok", 1.0, time.time(), **fields)
+
+
+def canned() -> ModelOutput:
+    return output("intent", label=CANNED, confidence=0.99, in_scope=True)
+
+
+class World:
+    def __init__(self, table: FakeTable | None = None) -> None:
+        self.log = Log()
+        self.table = table or FakeTable(self.log)
+        self.table.log = self.log
+        self.replies, self.events = FakeTopic("reply", self.log), FakeTopic("event", self.log)
+        config = routing.RouterConfig(PolicyConfig(accept_now=0.9), grace_s=0.0)
+        metrics = Metrics(CollectorRegistry())
+        self.delivery = Delivery(self.table, self.replies, self.events, metrics, config)  # type: ignore[arg-type]
+
+    async def route(self, *records: Turn | ModelOutput) -> None:
+        async with self.delivery.step() as step:
+            for record in records:
+                conv = step.open("c1", 0)
+                if isinstance(record, Turn):
+                    step.add(routing.on_turn(conv, record, 0, self.delivery.config, step.now))
+                else:
+                    step.add(routing.on_output(conv, record, self.delivery.config, step.now, 0))
+
+    def sent(self, kind: str) -> list[bytes]:
+        return [value for what, value in self.log if what == kind]
+
+
+async def _acknowledge(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+def test_a_reply_is_sent_only_after_the_state_recording_it_is_in_the_changelog() -> None:
+    async def run() -> None:
+        world = World()
+        stepping = asyncio.create_task(world.route(turn(), canned()))
+        await asyncio.sleep(0.01)
+        assert world.sent("changelog") and not world.sent("reply")  # waiting for the changelog's ack
+        recorded = world.log[-1][1].pending["m1"]
+        assert recorded.reply is not None  # the state written holds the reply about to be sent
+        await _acknowledge(world.table.pending)
+        await stepping
+        (reply,) = world.sent("reply")
+        assert decode(reply, Reply).text == recorded.reply.text
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+
+
+def test_an_entry_is_forgotten_only_once_kafka_acknowledged_its_reply() -> None:
+    async def run() -> None:
+        world = World()
+        stepping = asyncio.create_task(world.route(turn(), canned()))
+        await asyncio.sleep(0.01)
+        await _acknowledge(world.table.pending)
+        await stepping
+        outputs = (output("responder", text="hm", score=0.5), output("generator", text="eh", score=0.1))
+        stepping = asyncio.create_task(world.route(*outputs))
+        await asyncio.sleep(0.01)
+        await _acknowledge(world.table.pending)
+        await stepping
+        assert not world.sent("event") and "m1" in world.delivery.stored("c1").pending  # reply not acked
+        await _acknowledge(world.replies.acks)
+        await world.delivery.rescan()  # finds the newly acked reply, marks it, releases the event
+        (event,) = world.sent("event")
+        assert decode(event, Event).message_id == "m1"
+        assert world.delivery.stored("c1").pending == {}
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+
+
+def test_a_reply_restored_unsent_after_a_restart_is_sent_again_the_same() -> None:
+    async def run() -> None:
+        world = World()
+        stepping = asyncio.create_task(world.route(turn(), canned()))
+        await asyncio.sleep(0.01)
+        await _acknowledge(world.table.pending)
+        await stepping
+        (first,) = world.sent("reply")
+        restarted = World()  # a new process: the state restored from the changelog, as plain data
+        restarted.table.data = {key: routing.to_stored(conv) for key, conv in world.table.data.items()}
+        rescanning = asyncio.create_task(restarted.delivery.rescan())
+        await asyncio.sleep(0.01)
+        await _acknowledge(restarted.table.pending)
+        await rescanning
+        (again,) = restarted.sent("reply")
+        assert decode(again, Reply) == decode(first, Reply)
+
+    asyncio.run(asyncio.wait_for(run(), 10))
