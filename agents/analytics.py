@@ -17,6 +17,7 @@ ids that recognise a replay.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -31,6 +32,7 @@ from streams import tables, topics
 from streams.app import agent, app, settings
 from streams.inputs import Record
 
+log = logging.getLogger(__name__)
 BATCH = 2000
 BATCH_WAIT_S = 1.0  # analytics is not on the reply path: bigger batches, fewer changelog writes
 
@@ -50,6 +52,7 @@ class Loaded:
         wanted, generation = set(partitions) - self.partitions, self.generation
         if not wanted:
             return
+        started = time.monotonic()
         records = await reader.load(settings, wanted)
         for key in [key for key in tables.analytics.data if int(key.split(b"|", 1)[0]) in wanted]:
             del tables.analytics.data[key]
@@ -57,6 +60,10 @@ class Loaded:
             tables.analytics.data[name.encode()] = record
         if generation == self.generation:
             self.partitions |= wanted
+        # once per partition and rebalance: a takeover that never gets here is a stalled one
+        log.info("analytics: the windows of partitions handed to this worker read from the changelog", extra={
+            "partitions": sorted(wanted), "records": len(records), "took_s": round(time.monotonic() - started, 3),
+            "kept": generation == self.generation})  # fmt: skip
 
     def forget(self, revoked: Iterable[TP]) -> None:
         self.generation += 1

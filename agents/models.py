@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.latency import Degrader, LatencyTracker
-from models.types import Candidate
+from models.types import Proposal
 from models.understand import Understanding
 from streams import topics
 from streams.app import agent, metrics, models, settings
@@ -44,7 +44,7 @@ def _understood(understood: Understanding) -> Payload:
     }
 
 
-def _generated(reply: Candidate) -> Payload:
+def _generated(reply: Proposal) -> Payload:
     return {"text": reply.text, "score": float(reply.score), "quality": reply.quality}
 
 

@@ -20,7 +20,7 @@ from models.dataset import DATA_DIR, read_json
 from models.encoder import normalize
 from models.hashing import digest_files
 from models.intent import Encoder
-from models.types import Candidate, Dialogue
+from models.types import Dialogue, Proposal
 
 DATA_FILE = DATA_DIR / "backchannel.json"
 QUESTION = "question"
@@ -46,12 +46,12 @@ class Backchannel:
             return QUESTION
         return self.acts[int(np.argmax(self.centroids @ vector))]
 
-    def reply(self, dialogue: Dialogue, vector: np.ndarray) -> Candidate:
+    def reply(self, dialogue: Dialogue, vector: np.ndarray) -> Proposal:
         """A reply for the message's kind that the bot has not said lately, chosen by the dialogue's seed."""
         said = {u.text for u in dialogue.history if u.speaker == "bot"}
         options = [text for text in self.replies[self.act(dialogue.text, vector)] if text not in said]
         options = options or list(self.replies[self.act(dialogue.text, vector)])
-        return Candidate(options[random.Random(dialogue.seed).randrange(len(options))], 0.0)
+        return Proposal(options[random.Random(dialogue.seed).randrange(len(options))], 0.0)
 
-    def predict(self, batch: Sequence[Dialogue], vectors: np.ndarray) -> list[Candidate]:
+    def predict(self, batch: Sequence[Dialogue], vectors: np.ndarray) -> list[Proposal]:
         return [self.reply(d, v) for d, v in zip(batch, vectors, strict=True)]

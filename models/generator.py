@@ -33,7 +33,7 @@ from models.config import ModelConfig
 from models.hashing import digest_files, digest_value
 from models.selector import Selector
 from models.store import FIX, ArtifactsError, artifact_dir
-from models.types import Candidate, Dialogue
+from models.types import Dialogue, Proposal
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,10 @@ def model_dir(config: ModelConfig, ver: str) -> Path:
 
 
 class ChatGenerator:
-    """Model[Dialogue, Candidate]: one reply per dialogue, decoded in one batch.
+    """Model[Dialogue, Proposal]: one reply per dialogue, decoded in one batch.
 
-    ``Candidate.score`` is the mean log-probability of the reply's tokens (the model's
-    own confidence); ``Candidate.truncated`` says the reply hit a cap before its end.
+    ``Proposal.score`` is the mean log-probability of the reply's tokens (the model's
+    own confidence); ``Proposal.truncated`` says the reply hit a cap before its end.
     """
 
     name = NAME
@@ -131,10 +131,10 @@ class ChatGenerator:
         self.tokens_decoded = 0
         """Reply tokens decoded so far (end-of-turn included, before tidying): for throughput figures."""
 
-    def predict(self, batch: Sequence[Dialogue]) -> list[Candidate]:
+    def predict(self, batch: Sequence[Dialogue]) -> list[Proposal]:
         """One reply per dialogue (dialogues with the same token cap share one decode), with the
         selector's quality when the generator has a selector."""
-        out: dict[int, Candidate] = {}
+        out: dict[int, Proposal] = {}
         deadline = time.monotonic() + self._config.generator_max_time_s
         for cap, indices in _by_cap(batch, self._config.generator_max_new_tokens).items():
             replies = self._decode([batch[i] for i in indices], cap, deadline)
@@ -157,9 +157,9 @@ class ChatGenerator:
                 return list(self.tokenizer.convert_ids_to_tokens(ids[-room:]))
             turns = turns[1:]
 
-    def _decode(self, batch: Sequence[Dialogue], cap: int, deadline: float) -> list[Candidate]:
+    def _decode(self, batch: Sequence[Dialogue], cap: int, deadline: float) -> list[Proposal]:
         if cap <= 0 or time.monotonic() > deadline:
-            return [Candidate("", 0.0, truncated=True) for _ in batch]
+            return [Proposal("", 0.0, truncated=True) for _ in batch]
         prompts = [self.prompt_tokens(d, cap) for d in batch]
         timed_out: set[int] = set()
         logprobs: dict[int, list[float]] = {i: [] for i in range(len(batch))}
@@ -190,7 +190,7 @@ class ChatGenerator:
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             truncated = not ended or i in timed_out
             score = sum(drawn) / len(drawn) if drawn else 0.0
-            replies.append(Candidate(tidy(str(text), complete=not truncated), score, truncated))
+            replies.append(Proposal(tidy(str(text), complete=not truncated), score, truncated))
         return replies
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from models.dataset import OOS_LABEL
 from models.encoder import normalize
 from models.intent import Encoder
-from models.types import Candidate, Dialogue
+from models.types import Dialogue, Proposal
 
 KEYS_FILE = "keys.npy"
 META_FILE = "responder.json"
@@ -67,7 +67,7 @@ def context_of(dialogue: Dialogue) -> tuple[str | None, str | None]:
 
 
 class Responder:
-    """Model[Dialogue, Candidate]: the nearest persona reply and its cosine similarity."""
+    """Model[Dialogue, Proposal]: the nearest persona reply and its cosine similarity."""
 
     name = "responder"
 
@@ -85,7 +85,7 @@ class Responder:
         self._recent: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def predict(self, batch: Sequence[Dialogue]) -> list[Candidate]:
+    def predict(self, batch: Sequence[Dialogue]) -> list[Proposal]:
         """One reply per dialogue, chosen among near-ties by the dialogue's seed."""
         if not batch:
             return []
@@ -109,13 +109,13 @@ class Responder:
         return list(dict.fromkeys(t for t in wanted if t is not None and t not in known))
 
     def from_embeddings(self, batch: Sequence[Dialogue], messages: np.ndarray,
-                        context: Mapping[str, np.ndarray] | None = None) -> list[Candidate]:
+                        context: Mapping[str, np.ndarray] | None = None) -> list[Proposal]:
         """The same replies for dialogues whose user text is already embedded (one row each);
         ``context`` holds the embeddings of ``context_needed(batch)`` (embedded here if None)."""
         return [found[0] for found in self.shortlist(batch, messages, context, 1)]
 
     def shortlist(self, batch: Sequence[Dialogue], messages: np.ndarray,
-                  context: Mapping[str, np.ndarray] | None = None, k: int = 3) -> list[list[Candidate]]:
+                  context: Mapping[str, np.ndarray] | None = None, k: int = 3) -> list[list[Proposal]]:
         """The ``k`` best replies per dialogue, best first (the first as ``from_embeddings`` picks it)."""
         if context is None:
             needed = self.context_needed(batch)
@@ -153,14 +153,14 @@ class Responder:
             while len(self._recent) > RECENT_SIZE:
                 del self._recent[next(iter(self._recent))]
 
-    def _top(self, dialogue: Dialogue, similarity: np.ndarray, k: int) -> list[Candidate]:
+    def _top(self, dialogue: Dialogue, similarity: np.ndarray, k: int) -> list[Proposal]:
         """The best reply (chosen among near-ties by the seed), then the next best ones."""
         ranked = similarity + self._bonus(dialogue.intent) - self._used(dialogue)
         order = np.argsort(-ranked, kind="stable")
         ties = [i for i in order[:MAX_TIES] if ranked[i] >= ranked[order[0]] - TIE_MARGIN]
         pick = ties[random.Random(dialogue.seed).randrange(len(ties))]
         rest = [int(i) for i in order[: k + 1] if i != pick][: k - 1]
-        return [Candidate(self.texts[i], float(similarity[i])) for i in (pick, *rest)]
+        return [Proposal(self.texts[i], float(similarity[i])) for i in (pick, *rest)]
 
     def _bonus(self, intent: str | None) -> np.ndarray:
         wanted = GENERAL if intent == OOS_LABEL else intent

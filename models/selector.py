@@ -33,7 +33,7 @@ import numpy as np
 
 from models.dataset import DATA_DIR
 from models.hashing import digest_files
-from models.types import Candidate, Dialogue
+from models.types import Dialogue, Proposal
 
 WEIGHTS_FILE = DATA_DIR / "selector.json"
 FEATURES = ("rel_msg", "rel_ctx", "echo", "repeat", "length", "question", "hedge", "unfinished",
@@ -137,7 +137,7 @@ def features(text: str, dialogue: Dialogue, rel_msg: float, rel_ctx: float | Non
     ])  # fmt: skip
 
 
-def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate],
+def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Proposal],
                  kinds: Sequence[str], message_vectors: np.ndarray | None = None,
                  known: Mapping[str, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
     """Features of each (dialogue, candidate) pair. Texts in ``known`` (text: unit embedding) are
@@ -145,7 +145,7 @@ def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Se
     return _rows(encoder, dialogues, candidates, kinds, message_vectors, dict(known or {}))
 
 
-def _rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate], kinds: Sequence[str],
+def _rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Proposal], kinds: Sequence[str],
           message_vectors: np.ndarray | None, vectors: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
     """``feature_rows``, adding the embeddings it computed to ``vectors``."""
     contexts = [context_turns(d) for d in dialogues]
@@ -191,7 +191,7 @@ class Selector:
             with self._lock:
                 self._remembered.update(zip(chunk, vectors, strict=True))
 
-    def _remember(self, candidates: Sequence[Candidate], kinds: Sequence[str], vectors: dict[str, np.ndarray],
+    def _remember(self, candidates: Sequence[Proposal], kinds: Sequence[str], vectors: dict[str, np.ndarray],
                   dialogues: Sequence[Dialogue]) -> None:  # fmt: skip
         """Keep the embeddings of fixed reply texts and of the users' messages (the context of the
         next turns); generated replies rarely come again."""
@@ -203,8 +203,8 @@ class Selector:
             while len(self._remembered) > REMEMBERED:
                 del self._remembered[next(iter(self._remembered))]
 
-    def assess(self, dialogues: Sequence[Dialogue], candidates: Sequence[Candidate], kinds: str | Sequence[str],
-               message_vectors: np.ndarray | None = None) -> list[Candidate]:  # fmt: skip
+    def assess(self, dialogues: Sequence[Dialogue], candidates: Sequence[Proposal], kinds: str | Sequence[str],
+               message_vectors: np.ndarray | None = None) -> list[Proposal]:  # fmt: skip
         """The candidates with ``quality`` filled in; ``kinds``: one of ``KINDS`` for all, or one each."""
         if not candidates:
             return []

@@ -31,8 +31,8 @@ class IntentResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    """A reply text proposed by a model, with the model's own score.
+class Proposal:
+    """A reply text a model proposes, with the model's own score (the router makes each a ``schemas.Candidate``).
 
     ``truncated``: the generator hit a cap before the reply's end. ``quality``: the
     selector's estimate that the reply makes sense here (``models.selector``).

@@ -20,7 +20,7 @@ from models.hashing import digest_value
 from models.intent import IntentModel
 from models.responder import Responder
 from models.selector import Selector
-from models.types import Candidate, Dialogue, IntentResult
+from models.types import Dialogue, IntentResult, Proposal
 
 SHORTLIST = 3
 """Retrieval replies per message the selector weighs (with the backchannel reply)."""
@@ -31,7 +31,7 @@ class Understanding:
     """What the fast models say about one message."""
 
     intent: IntentResult
-    reply: Candidate
+    reply: Proposal
 
 
 class Understander:
@@ -70,18 +70,18 @@ class Understander:
         rated = self.scorer.assess([batch[i] for i in index], [c for found in options for c, _ in found],
                                    [k for found in options for _, k in found],
                                    message_vectors=messages[index])  # fmt: skip
-        best: dict[int, Candidate] = {}
+        best: dict[int, Proposal] = {}
         for i, candidate in zip(index, rated, strict=True):
             if i not in best or (candidate.quality or 0.0) > (best[i].quality or 0.0):
                 best[i] = candidate
         return [Understanding(intent, best[i]) for i, intent in enumerate(intents)]
 
-    def options(self, batch: Sequence[Dialogue]) -> tuple[list[IntentResult], list[list[tuple[Candidate, str]]]]:
+    def options(self, batch: Sequence[Dialogue]) -> tuple[list[IntentResult], list[list[tuple[Proposal, str]]]]:
         """Each dialogue's intent and its reply candidates with their kinds (best retrieval first)."""
         intents, options, _ = self._options(batch)
         return intents, options
 
-    def _options(self, batch: Sequence[Dialogue]) -> tuple[list[IntentResult], list[list[tuple[Candidate, str]]],
+    def _options(self, batch: Sequence[Dialogue]) -> tuple[list[IntentResult], list[list[tuple[Proposal, str]]],
                                                              np.ndarray]:  # fmt: skip
         texts = [dialogue.text for dialogue in batch]
         needed = self.responder.context_needed(batch)

@@ -113,16 +113,23 @@ async def _assign(consumer: AIOKafkaConsumer, topic: str, partitions: Collection
 
 async def _read_to_end(consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, bytes | None], None],
                        timeout_s: float) -> None:  # fmt: skip
-    """Read the assigned partitions up to their ends as of now (records written later: the next call)."""
+    """Read the assigned partitions up to their ends as of now (records written later: the next call).
+
+    ``timeout_s`` bounds the whole read, aiokafka's own waits included: ``position()`` waits without
+    end for a partition whose offset reset has not completed, and ``end_offsets`` up to the request
+    timeout (40 s). A deadline checked only between fetches let a read outlive it, silently: the
+    agent's ``load`` then held its input lock, and a page its reader's lock, for as long.
+    """
     assigned = list(consumer.assignment())
-    ends = await consumer.end_offsets(assigned) if assigned else {}
-    deadline = time.monotonic() + timeout_s
-    while await _behind(consumer, ends):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"reading {sorted(tp.topic for tp in ends)[0]} took over {timeout_s:.0f} s")
-        for records in (await consumer.getmany(timeout_ms=200, max_records=2000)).values():
-            for record in records:
-                apply(record.key, record.value)
+    try:
+        async with asyncio.timeout(timeout_s):
+            ends = await consumer.end_offsets(assigned) if assigned else {}
+            while await _behind(consumer, ends):
+                for records in (await consumer.getmany(timeout_ms=200, max_records=2000)).values():
+                    for record in records:
+                        apply(record.key, record.value)
+    except TimeoutError:
+        raise TimeoutError(f"reading {assigned[0].topic} took over {timeout_s:.0f} s") from None
 
 
 def _apply(records: dict[str, analytics.Record], key: bytes | None, value: bytes | None, keep_ids: bool) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from models import policy, selector
 from models.dataset import DATA_DIR, read_json
-from models.types import Candidate, Dialogue, Utterance
+from models.types import Dialogue, Proposal, Utterance
 
 EVAL_FILE = DATA_DIR / "eval_dialogues.json"
 SOURCES = ("canned", "retrieval", "generative", "fallback")
@@ -43,11 +43,11 @@ class TurnResult:
     history: tuple[Utterance, ...]
     intent: str | None
     intent_confidence: float
-    retrieval: Candidate
-    generated: Candidate | None
+    retrieval: Proposal
+    generated: Proposal | None
     decision: policy.Decision
     select_ms: float
-    top_retrieval: Candidate | None = None  # the responder's own best, before the selector weighed the options
+    top_retrieval: Proposal | None = None  # the responder's own best, before the selector weighed the options
 
     @property
     def message(self) -> str:
@@ -88,7 +88,7 @@ class Bot:
         return out
 
 
-def _seen(intent: Any, reply: Candidate, generated: Candidate | None) -> dict[str, policy.Seen]:
+def _seen(intent: Any, reply: Proposal, generated: Proposal | None) -> dict[str, policy.Seen]:
     seen = {
         "intent": policy.Seen("intent", "ok", label=intent.label, confidence=intent.confidence,
                               in_scope=intent.in_scope),
@@ -135,7 +135,7 @@ def measure(encoder: selector.Encoder, items: Sequence[tuple[Dialogue, str]]) ->
     """Relevance, distinct-n, repetition, echo and length of replies given their dialogues."""
     if not items:
         return {}
-    rows = selector.feature_rows(encoder, [d for d, _ in items], [Candidate(t, 0.0) for _, t in items],
+    rows = selector.feature_rows(encoder, [d for d, _ in items], [Proposal(t, 0.0) for _, t in items],
                                  ["retrieval"] * len(items))  # fmt: skip
     col = {name: rows[:, i] for i, name in enumerate(selector.FEATURES)}
     texts = [t for _, t in items]
@@ -274,7 +274,7 @@ def _sample_row(r: TurnResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _q(c: Candidate) -> str:
+def _q(c: Proposal) -> str:
     return "-" if c.quality is None else f"{c.quality:.2f}"
 
 

@@ -18,7 +18,7 @@ from models import policy, selector
 from models.build.dialogue_eval import Bot, Progress
 from models.dataset import DATA_DIR, read_json
 from models.selector import FEATURES, Weights
-from models.types import Candidate, Dialogue, Utterance
+from models.types import Dialogue, Proposal, Utterance
 
 FIT_FILE = DATA_DIR / "selector_dialogues.json"
 LABELS_FILE = DATA_DIR / "selector_labels.json"
@@ -54,7 +54,7 @@ def rating_items(bot: Bot, progress: Progress, seed: int = 0) -> list[dict[str, 
         for (cid, turn, history, written), found, gen in zip(chunk, options, generated, strict=True):
             other = rng.choice([text for c, text in all_bot if c != cid])
             base = {"conversation": cid, "turn": turn, "context": [[u.speaker, u.text] for u in history]}
-            rows = [("written", Candidate(written, 0.0)), ("other", Candidate(other, 0.0))]
+            rows = [("written", Proposal(written, 0.0)), ("other", Proposal(other, 0.0))]
             rank = 0
             for candidate, kind in found:
                 rank += kind == "retrieval"
@@ -76,7 +76,7 @@ def fit_selector(encoder: selector.Encoder, labelled: Sequence[dict[str, Any]]) 
     """Fit the selector's weights on rated candidates (each with ``sensible`` 0/1)."""
     rated = [x for x in labelled if x.get("sensible") is not None]
     dialogues = [Dialogue(tuple(Utterance(s, t) for s, t in x["context"])) for x in rated]
-    candidates = [Candidate(x["text"], float(x["score"]), bool(x["truncated"])) for x in rated]
+    candidates = [Proposal(x["text"], float(x["score"]), bool(x["truncated"])) for x in rated]
     rows = selector.feature_rows(encoder, dialogues, candidates, [kind_of(x["source"]) for x in rated])
     labels = np.array([int(x["sensible"]) for x in rated])
     weights = fit(rows, labels, [])

@@ -78,3 +78,32 @@ def test_only_settings_reads_the_environment() -> None:
             text = path.read_text()
             reads = "os.environ" in text or "os.getenv" in text
             assert not reads, f"{path.relative_to(ROOT)} reads the environment"
+
+
+# Who may import the faust app (built at import): agents, the topic and table declarations, and the
+# CLI command that runs the worker (inside the function, so the CLI imports without building it).
+APP_IMPORTERS = {"streams/topics.py", "streams/tables.py", "streams/commands.py"}
+
+
+def _importers(module: str, packages: tuple[str, ...] = ("schemas", "streams", "agents", "models", "benchmarks")) -> set[str]:
+    found = set()
+    for package in packages:
+        for path in _modules(package):
+            if module in _imported_modules(path):
+                found.add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_only_agents_and_the_declarations_import_the_app() -> None:
+    outside = {path for path in _importers("streams.app") if not path.startswith("agents/")}
+    assert outside <= APP_IMPORTERS, f"these import the faust app: {sorted(outside - APP_IMPORTERS)}"
+
+
+def test_the_faust_gap_workaround_is_one_module_wired_in_one_place() -> None:
+    """Dropping streams/gaps.py once faust is fixed edits streams/app.py alone."""
+    assert _importers("streams.gaps") == {"streams/app.py"}
+
+
+def test_agents_never_import_each_other() -> None:
+    for path in _modules("agents"):
+        assert not {name for name in _imported_modules(path) if name.startswith("agents")}, path.name

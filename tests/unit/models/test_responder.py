@@ -13,7 +13,7 @@ import pytest
 
 from models import dataset, responder
 from models.build import response_bank
-from models.types import Candidate, Dialogue, Utterance
+from models.types import Dialogue, Proposal, Utterance
 
 BLOCKLIST = ("stupid", "idiot", "dumb", "ugly", "fat", "kill", "die", "suicide", "sexy", "sex",
              "nude", "naked", "shut up", "loser", "moron", "retard", "damn", "hell", "crap", "drunk",
@@ -77,7 +77,7 @@ SLOW = pytest.mark.slow
 def test_returns_a_bank_reply_with_its_similarity(responder_model: Any) -> None:
     bank = set(tags())
     results = responder_model.predict([said("my girlfriend just dumped me"), said("hi!")])
-    assert all(isinstance(c, Candidate) and c.text in bank for c in results)
+    assert all(isinstance(c, Proposal) and c.text in bank for c in results)
     assert all(-1.0 <= c.score <= 1.0 for c in results)
     assert responder_model.predict([]) == []
 

@@ -8,7 +8,7 @@ import pytest
 from models import selector
 from models.build import selector_fitting
 from models.selector import FEATURES, Selector, Weights, features, overlap, unsafe
-from models.types import Candidate, Dialogue, Utterance
+from models.types import Dialogue, Proposal, Utterance
 
 ASKED = Dialogue((Utterance("user", "i adopted a puppy"), Utterance("bot", "A puppy! Name, now."),
                   Utterance("user", "his name is biscuit")))  # fmt: skip
@@ -73,8 +73,8 @@ def test_overlap() -> None:
 def test_assess_fills_quality_and_zeroes_unsafe_or_empty() -> None:
     weights = Weights(tuple(1.0 if f == "rel_msg" else 0.0 for f in FEATURES), -0.5, 0.9)
     scorer = Selector(BagOfWords(), weights)
-    candidates = [Candidate("biscuit is a great name", -1.0), Candidate("taxes are due", -1.0),
-                  Candidate("screw you, bastard", -1.0), Candidate("", 0.0), Candidate("His name is Biscuit!", -0.5)]
+    candidates = [Proposal("biscuit is a great name", -1.0), Proposal("taxes are due", -1.0),
+                  Proposal("screw you, bastard", -1.0), Proposal("", 0.0), Proposal("His name is Biscuit!", -0.5)]
     out = scorer.assess([ASKED] * 5, candidates, "generator")
     qualities = [c.quality for c in out]
     assert qualities[0] is not None and qualities[1] is not None and qualities[0] > qualities[1]
@@ -85,8 +85,8 @@ def test_assess_fills_quality_and_zeroes_unsafe_or_empty() -> None:
 def test_message_vectors_can_be_passed_in() -> None:
     enc = BagOfWords()
     scorer = Selector(enc, Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
-    given = scorer.assess([ASKED], [Candidate("biscuit!", 0.0)], "retrieval", message_vectors=enc.encode([ASKED.text]))
-    assert given == scorer.assess([ASKED], [Candidate("biscuit!", 0.0)], "retrieval")
+    given = scorer.assess([ASKED], [Proposal("biscuit!", 0.0)], "retrieval", message_vectors=enc.encode([ASKED.text]))
+    assert given == scorer.assess([ASKED], [Proposal("biscuit!", 0.0)], "retrieval")
 
 
 def test_accept_threshold() -> None:
@@ -116,8 +116,8 @@ def test_shipped_weights_prefer_the_written_reply_over_one_from_another_conversa
     for k, (_, turns) in enumerate(conversations):
         other = conversations[(k + 7) % len(conversations)][1]
         dialogues.append(Dialogue(tuple(turns[:1])))
-        right.append(Candidate(turns[1].text, 0.0))
-        wrong.append(Candidate(other[1].text, 0.0))
+        right.append(Proposal(turns[1].text, 0.0))
+        wrong.append(Proposal(other[1].text, 0.0))
     good = [c.quality or 0.0 for c in scorer.assess(dialogues, right, "retrieval")]
     bad = [c.quality or 0.0 for c in scorer.assess(dialogues, wrong, "retrieval")]
     wins = np.mean(np.array(good) > np.array(bad))
@@ -128,7 +128,7 @@ def test_fixed_reply_texts_are_embedded_once() -> None:
     encoder = Counting()
     calls = encoder.calls
     scorer = Selector(encoder, Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
-    bank = [Candidate("Biscuit! Does he bite?", 0.5), Candidate("Oh really? Tell me more!", 0.0)]
+    bank = [Proposal("Biscuit! Does he bite?", 0.5), Proposal("Oh really? Tell me more!", 0.0)]
     first = scorer.assess([ASKED] * 2, bank, ["retrieval", "backchannel"])
     later = Dialogue((*ASKED.history, Utterance("bot", "Cute!"), Utterance("user", "he's tiny")))
     scorer.assess([later] * 2, bank, ["retrieval", "backchannel"])
@@ -143,5 +143,5 @@ def test_warm_texts_are_never_embedded_for_a_message() -> None:
     scorer = Selector(encoder, Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
     scorer.warm(["Biscuit! Does he bite?", "Oh really? Tell me more!", "Biscuit! Does he bite?"])
     assert calls == [["Biscuit! Does he bite?", "Oh really? Tell me more!"]]
-    scorer.assess([ASKED], [Candidate("Oh really? Tell me more!", 0.0)], "backchannel")
+    scorer.assess([ASKED], [Proposal("Oh really? Tell me more!", 0.0)], "backchannel")
     assert "Oh really? Tell me more!" not in calls[1]
