@@ -52,8 +52,9 @@ test-unit: setup  ## fast tests, no broker
 test-integration: models  ## tests against the real broker
 	$(BIN)/pytest tests/integration
 
-lint: setup  ## ruff and mypy
+lint: setup  ## ruff (lint and format) and mypy
 	$(BIN)/ruff check schemas streams agents models tests benchmarks
+	$(BIN)/ruff format --check schemas streams agents models tests benchmarks
 	$(BIN)/mypy schemas streams agents models
 
 bench: models  ## the pipeline under load (banter bench; BENCH_ARGS="--rates 10,30 --configs one" for a short run): reports/bench.*

@@ -61,9 +61,15 @@ class Loaded:
         if generation == self.generation:
             self.partitions |= wanted
         # once per partition and rebalance: a takeover that never gets here is a stalled one
-        log.info("analytics: the windows of partitions handed to this worker read from the changelog", extra={
-            "partitions": sorted(wanted), "records": len(records), "took_s": round(time.monotonic() - started, 3),
-            "kept": generation == self.generation})  # fmt: skip
+        log.info(
+            "analytics: the windows of partitions handed to this worker read from the changelog",
+            extra={
+                "partitions": sorted(wanted),
+                "records": len(records),
+                "took_s": round(time.monotonic() - started, 3),
+                "kept": generation == self.generation,
+            },
+        )
 
     def forget(self, revoked: Iterable[TP]) -> None:
         self.generation += 1
@@ -113,4 +119,3 @@ def _save(shard: analytics.Shard) -> None:
         else:
             tables.analytics.data[key] = record
         tables.analytics.send_changelog(shard.partition, key, record)
-

@@ -24,12 +24,17 @@ from schemas import HistoryItem, ModelOutput, SchemaError, Turn, decode, encode,
 
 T = TypeVar("T")
 LINES = (
-    ("user", "hey! how was your weekend?"), ("bot", "pretty chill, caught up on sleep. yours?"),
-    ("user", "I rebuilt an old bicycle with my grandfather"), ("bot", "that's lovely, what kind of bike?"),
-    ("user", "a 1970s peugeot road bike, rusty but solid"), ("bot", "classic! did you keep the original parts?"),
-    ("user", "mostly, we only replaced the chain and the tyres"), ("bot", "nice, bet it rides like new now"),
-    ("user", "it does, we took it out on sunday morning"), ("bot", "sounds like a perfect day honestly"),
-)  # fmt: skip
+    ("user", "hey! how was your weekend?"),
+    ("bot", "pretty chill, caught up on sleep. yours?"),
+    ("user", "I rebuilt an old bicycle with my grandfather"),
+    ("bot", "that's lovely, what kind of bike?"),
+    ("user", "a 1970s peugeot road bike, rusty but solid"),
+    ("bot", "classic! did you keep the original parts?"),
+    ("user", "mostly, we only replaced the chain and the tyres"),
+    ("bot", "nice, bet it rides like new now"),
+    ("user", "it does, we took it out on sunday morning"),
+    ("bot", "sounds like a perfect day honestly"),
+)
 
 
 # legacy: the codec as it was before msgspec (schemas/codec.py and records.py at 71b6262), trimmed to decoding.
@@ -155,15 +160,36 @@ def sample_turn(accent: str = "") -> Turn:
     """A turn eleven messages into a conversation, as the context agent writes it."""
     history = [HistoryItem(who, text + accent, f"m{i}") for i, (who, text) in enumerate(LINES)]  # type: ignore[arg-type]
     now = 1_717_000_000.25
-    return Turn("4f1c2b7e9a0d4e6f8b3c1a2d5e7f9b0c", "conv-7d3e1f", "user-42", "web",
-                "so what do you do for fun?" + accent, now, 11, history, 912.5, now + 0.003, now + 1.003)  # fmt: skip
+    return Turn(
+        "4f1c2b7e9a0d4e6f8b3c1a2d5e7f9b0c",
+        "conv-7d3e1f",
+        "user-42",
+        "web",
+        "so what do you do for fun?" + accent,
+        now,
+        11,
+        history,
+        912.5,
+        now + 0.003,
+        now + 1.003,
+    )
 
 
 def sample_output(turn: Turn) -> ModelOutput:
     """The generator's reply to ``turn``, carrying the turn as the router receives it."""
-    return ModelOutput(turn.message_id, turn.conversation_id, "generator", "gen-2024.06", "reply", "ok", 412.7,
-                       turn.received_at + 0.42, text="mostly I chat with people like you, and read about bikes",
-                       score=-1.734, turn=turn)  # fmt: skip
+    return ModelOutput(
+        turn.message_id,
+        turn.conversation_id,
+        "generator",
+        "gen-2024.06",
+        "reply",
+        "ok",
+        412.7,
+        turn.received_at + 0.42,
+        text="mostly I chat with people like you, and read about bikes",
+        score=-1.734,
+        turn=turn,
+    )
 
 
 def per_record_us(decode_one: Callable[[], object], count: int, rounds: int) -> float:

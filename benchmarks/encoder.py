@@ -74,8 +74,7 @@ def model_files(config: ModelConfig, work: Path) -> dict[str, Path]:
     return files
 
 
-def load(config: ModelConfig, model: Path, threads: int = 1, spinning: bool = False,
-         level: str = "all") -> OnnxEncoder:
+def load(config: ModelConfig, model: Path, threads: int = 1, spinning: bool = False, level: str = "all") -> OnnxEncoder:
     """An encoder over the built export's tokenizer and the ONNX model ``model``."""
     directory, _ = require(config, "encoder")
     return OnnxEncoder(directory, session=open_session(model, threads, spinning, level))
@@ -89,8 +88,7 @@ def timed(embed: Embed, batches: Sequence[Sequence[str]]) -> Timing:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def interleaved(cells: dict[str, tuple[Embed, Sequence[Sequence[str]]]],
-                rounds: int) -> dict[str, list[Timing]]:
+def interleaved(cells: dict[str, tuple[Embed, Sequence[Sequence[str]]]], rounds: int) -> dict[str, list[Timing]]:
     """One timing per cell per round. Within a round every cell embeds its i-th batch, the
     cells in a shuffled order, before any moves on to batch i + 1, so that load from other
     processes falls alike on the cells that are compared (those with the same batches)."""
@@ -103,7 +101,7 @@ def interleaved(cells: dict[str, tuple[Embed, Sequence[Sequence[str]]]],
             rng.shuffle(order)
             for name in order:
                 embed, batches = cells[name]
-                wall, cpu = timed(embed, batches[i:i + 1])
+                wall, cpu = timed(embed, batches[i : i + 1])
                 totals[name] = (totals[name][0] + wall, totals[name][1] + cpu)
         for name, timing in totals.items():
             results[name].append(timing)
@@ -112,7 +110,7 @@ def interleaved(cells: dict[str, tuple[Embed, Sequence[Sequence[str]]]],
 
 def chunks(texts: Sequence[str], size: int) -> list[Sequence[str]]:
     """Consecutive micro-batches of ``size`` messages, as a worker would take them."""
-    return [texts[i:i + size] for i in range(0, len(texts), size)]
+    return [texts[i : i + size] for i in range(0, len(texts), size)]
 
 
 def rate(timings: list[Timing], messages: int) -> float:
@@ -129,8 +127,9 @@ def sentence_transformers_embed(threads: int) -> Callable[[Sequence[str], int], 
     model = SentenceTransformer(str(resolve_source(None)), device="cpu")
 
     def embed(texts: Sequence[str], batch: int) -> np.ndarray:
-        return np.asarray(model.encode(list(texts), batch_size=batch, normalize_embeddings=True,
-                                       show_progress_bar=False))
+        return np.asarray(
+            model.encode(list(texts), batch_size=batch, normalize_embeddings=True, show_progress_bar=False)
+        )
 
     return embed
 
@@ -140,8 +139,9 @@ def st_batched(st: Callable[[Sequence[str], int], np.ndarray], batch: int) -> Em
     return lambda texts: st(texts, batch)
 
 
-def throughput_cells(variants: dict[str, OnnxEncoder], st: Callable[[Sequence[str], int], np.ndarray],
-                     mix: Sequence[str]) -> dict[str, tuple[Embed, Sequence[Sequence[str]]]]:
+def throughput_cells(
+    variants: dict[str, OnnxEncoder], st: Callable[[Sequence[str], int], np.ndarray], mix: Sequence[str]
+) -> dict[str, tuple[Embed, Sequence[Sequence[str]]]]:
     """One cell per (encoder, bucketing, batch size); at batch 1 bucketing changes nothing."""
     cells: dict[str, tuple[Embed, Sequence[Sequence[str]]]] = {}
     for b in BATCHES:
@@ -157,21 +157,31 @@ def throughput_cells(variants: dict[str, OnnxEncoder], st: Callable[[Sequence[st
 def throughput_rows(results: dict[str, list[Timing]], messages: int) -> list[str]:
     """Markdown: messages/s per encoder and batch size, then the ratios that decide."""
     rates = {k: rate(v, messages) for k, v in results.items()}
-    rows = ["| encoder | batching | " + " | ".join(f"b={b} msg/s" for b in BATCHES) + " |",
-            "| --- | --- |" + " ---: |" * len(BATCHES)]
+    rows = [
+        "| encoder | batching | " + " | ".join(f"b={b} msg/s" for b in BATCHES) + " |",
+        "| --- | --- |" + " ---: |" * len(BATCHES),
+    ]
     for key in dict.fromkeys(k.rsplit("|", 1)[0] for k in rates):
         name, how = key.split("|")
         cells = [rates.get(f"{key}|{b}", rates.get(f"{name}|padded|{b}", math.nan)) for b in BATCHES]
         rows.append(f"| {name} | {how} | " + " | ".join(f"{c:.0f}" for c in cells) + " |")
-    ratios = [("bucketed / padded, fp32", "fp32|bucketed", "fp32|padded"),
-              ("bucketed / padded, int8 static", "int8 static|bucketed", "int8 static|padded"),
-              ("int8 static / fp32, both bucketed", "int8 static|bucketed", "fp32|bucketed"),
-              ("int8 dynamic / fp32, both bucketed", "int8 dynamic|bucketed", "fp32|bucketed"),
-              ("int8 static bucketed / int8 dynamic at b=1 (its batch-independent size)",
-               "int8 static|bucketed", "int8 dynamic|padded|1"),
-              ("fp32 bucketed / sentence-transformers", "fp32|bucketed", "sentence-transformers|own")]
-    rows += ["", "| ratio of medians | " + " | ".join(f"b={b}" for b in BATCHES) + " |",
-             "| --- |" + " ---: |" * len(BATCHES)]
+    ratios = [
+        ("bucketed / padded, fp32", "fp32|bucketed", "fp32|padded"),
+        ("bucketed / padded, int8 static", "int8 static|bucketed", "int8 static|padded"),
+        ("int8 static / fp32, both bucketed", "int8 static|bucketed", "fp32|bucketed"),
+        ("int8 dynamic / fp32, both bucketed", "int8 dynamic|bucketed", "fp32|bucketed"),
+        (
+            "int8 static bucketed / int8 dynamic at b=1 (its batch-independent size)",
+            "int8 static|bucketed",
+            "int8 dynamic|padded|1",
+        ),
+        ("fp32 bucketed / sentence-transformers", "fp32|bucketed", "sentence-transformers|own"),
+    ]
+    rows += [
+        "",
+        "| ratio of medians | " + " | ".join(f"b={b}" for b in BATCHES) + " |",
+        "| --- |" + " ---: |" * len(BATCHES),
+    ]
     for label, top, bottom in ratios:
         rows.append(f"| {label} | " + " | ".join(ratio(rates, top, bottom, b) for b in BATCHES) + " |")
     return rows
@@ -179,6 +189,7 @@ def throughput_rows(results: dict[str, list[Timing]], messages: int) -> list[str
 
 def ratio(rates: dict[str, float], top: str, bottom: str, batch: int) -> str:
     """``top`` over ``bottom`` at ``batch`` (a key with its own batch size keeps it)."""
+
     def at(key: str) -> float:
         if key.count("|") == 2:
             return rates[key]
@@ -187,11 +198,9 @@ def ratio(rates: dict[str, float], top: str, bottom: str, batch: int) -> str:
     return f"{at(top) / at(bottom):.2f}x"
 
 
-def tuning_rows(config: ModelConfig, files: dict[str, Path], mix: Sequence[str],
-                rounds: int) -> list[str]:
+def tuning_rows(config: ModelConfig, files: dict[str, Path], mix: Sequence[str], rounds: int) -> list[str]:
     """Markdown: session settings (graph optimisation, threads, spinning) at batch 16, bucketed."""
-    settings = [("all", 1, False), ("extended", 1, False), ("basic", 1, False),
-                ("all", 2, True), ("all", 2, False)]
+    settings = [("all", 1, False), ("extended", 1, False), ("basic", 1, False), ("all", 2, True), ("all", 2, False)]
     cells: dict[str, tuple[Embed, Sequence[Sequence[str]]]] = {}
     for name in ("fp32", "int8 static"):
         for level, threads, spin in settings:
@@ -199,13 +208,17 @@ def tuning_rows(config: ModelConfig, files: dict[str, Path], mix: Sequence[str],
             embed = partial(enc.embed, batch_size=TUNING_BATCH)
             cells[f"{name}|{level}|{threads}|{spin}"] = (embed, chunks(mix, TUNING_BATCH))
     results = interleaved(cells, rounds)
-    rows = ["| encoder | graph optimisation | threads | spinning | msg/s | CPU ms/msg |",
-            "| --- | --- | ---: | --- | ---: | ---: |"]
+    rows = [
+        "| encoder | graph optimisation | threads | spinning | msg/s | CPU ms/msg |",
+        "| --- | --- | ---: | --- | ---: | ---: |",
+    ]
     for key, timings in results.items():
         name, level, count, spinning = key.split("|")
         cpu = statistics.median(t[1] for t in timings) * 1000.0 / len(mix)
-        rows.append(f"| {name} | {level} | {count} | {'on' if spinning == 'True' else 'off'} | "
-                    f"{rate(timings, len(mix)):.0f} | {cpu:.2f} |")
+        rows.append(
+            f"| {name} | {level} | {count} | {'on' if spinning == 'True' else 'off'} | "
+            f"{rate(timings, len(mix)):.0f} | {cpu:.2f} |"
+        )
     return rows
 
 
@@ -224,8 +237,10 @@ def call_cost_rows(variants: dict[str, OnnxEncoder], rounds: int) -> list[str]:
             ids = [[101] + [2000] * (length - 2) + [102]] * n
             cells[f"{name}|{n}|{length}"] = (one_call(variants[name], ids), [[]] * CALLS)
     results = interleaved(cells, rounds)
-    rows = ["| encoder | fixed ms per call | µs per padded token | fixed cost in tokens |",
-            "| --- | ---: | ---: | ---: |"]
+    rows = [
+        "| encoder | fixed ms per call | µs per padded token | fixed cost in tokens |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for name in ("fp32", "int8 static"):
         y = np.array([statistics.median(t[0] for t in results[f"{name}|{n}|{m}"]) / CALLS for n, m in grid])
         x = np.array([[1.0, n * m] for n, m in grid])
@@ -244,8 +259,7 @@ def agreement(a: Sequence[str], b: Sequence[str]) -> float:
     return float(np.mean([x == y for x, y in zip(a, b, strict=True)]))
 
 
-def fidelity_rows(variants: dict[str, OnnxEncoder], heads: dict[str, intent.Head],
-                  mix: Sequence[str]) -> list[str]:
+def fidelity_rows(variants: dict[str, OnnxEncoder], heads: dict[str, intent.Head], mix: Sequence[str]) -> list[str]:
     """Markdown: each int8 variant against fp32, messages embedded alone (b=1) and in batches
     of 32 (bucketed): cosine, and intent decisions on the held-out split, with the head
     trained on fp32 embeddings and with one trained on the variant's own."""
@@ -254,24 +268,30 @@ def fidelity_rows(variants: dict[str, OnnxEncoder], heads: dict[str, intent.Head
     fp32 = variants["fp32"]
     ref_test, ref_mix = fp32.embed(test, 1), fp32.embed(mix, 1)
     base = decisions(heads["fp32"], ref_test)
-    rows = ["| int8 variant | batch | cos to fp32, held-out mean | min | mix mean | min "
-            "| intents agree, fp32 head | own head |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| int8 variant | batch | cos to fp32, held-out mean | min | mix mean | min "
+        "| intents agree, fp32 head | own head |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name in ("int8 dynamic", "int8 static"):
         for batch in (1, MATES_BATCH):
             x_test, x_mix = variants[name].embed(test, batch), variants[name].embed(mix, batch)
             ct, cm = (x_test * ref_test).sum(axis=1), (x_mix * ref_mix).sum(axis=1)
             same = agreement(decisions(heads["fp32"], x_test), base)
             own = agreement(decisions(heads[name], x_test), base)
-            rows.append(f"| {name} | {batch} | {ct.mean():.4f} | {ct.min():.4f} | {cm.mean():.4f} | "
-                        f"{cm.min():.4f} | {same:.2%} | {own:.2%} |")
+            rows.append(
+                f"| {name} | {batch} | {ct.mean():.4f} | {ct.min():.4f} | {cm.mean():.4f} | "
+                f"{cm.min():.4f} | {same:.2%} | {own:.2%} |"
+            )
     return rows
 
 
 def mates_rows(variants: dict[str, OnnxEncoder], head: intent.Head, mix: Sequence[str]) -> list[str]:
     """Markdown: each message alone against among shuffled batch-mates (batch 32, bucketed)."""
-    rows = ["| encoder | max abs diff, alone vs batched | min cosine | intent decisions changed |",
-            "| --- | ---: | ---: | ---: |"]
+    rows = [
+        "| encoder | max abs diff, alone vs batched | min cosine | intent decisions changed |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for name, enc in variants.items():
         alone = enc.embed(mix, 1)
         diff, cos, changed = 0.0, 1.0, 0
@@ -288,8 +308,7 @@ def mates_rows(variants: dict[str, OnnxEncoder], head: intent.Head, mix: Sequenc
     return rows
 
 
-def calibration_rows(config: ModelConfig, variants: dict[str, OnnxEncoder], head: intent.Head,
-                     work: Path) -> list[str]:
+def calibration_rows(config: ModelConfig, variants: dict[str, OnnxEncoder], head: intent.Head, work: Path) -> list[str]:
     """Markdown: static int8 calibrated on other samples of the training split, against fp32."""
     directory, _ = require(config, "encoder")
     split = dataset.project_split()
@@ -297,8 +316,10 @@ def calibration_rows(config: ModelConfig, variants: dict[str, OnnxEncoder], head
     pool = sorted(t for t, _ in split.train + split.oos_train)
     ref = variants["fp32"].embed(test, 1)
     base = decisions(head, ref)
-    rows = ["| calibration sample | cos to fp32, held-out mean | min | intents agree, fp32 head |",
-            "| --- | ---: | ---: | ---: |"]
+    rows = [
+        "| calibration sample | cos to fp32, held-out mean | min | intents agree, fp32 head |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for seed in range(CALIBRATION_SEEDS):
         texts = random.Random(seed).sample(pool, min(encoder.CALIBRATION_SIZE, len(pool)))
         feeds = encoder_export.calibration_feeds(variants["fp32"].tokenizer, variants["fp32"].meta.inputs, texts)
@@ -320,29 +341,35 @@ def train_heads(variants: dict[str, OnnxEncoder]) -> dict[str, intent.Head]:
     """An intent head trained on each variant's (served) embeddings of the training split."""
     split = dataset.project_split()
     examples = split.train + split.oos_train
-    return {name: intent_training.train(served(name, enc, [t for t, _ in examples]), [y for _, y in examples])[0]
-            for name, enc in variants.items()}
+    return {
+        name: intent_training.train(served(name, enc, [t for t, _ in examples]), [y for _, y in examples])[0]
+        for name, enc in variants.items()
+    }
 
 
 def accuracy_rows(variants: dict[str, OnnxEncoder], heads: dict[str, intent.Head]) -> list[str]:
     """Held-out intent metrics with a head trained on each variant's embeddings."""
     split = dataset.project_split()
-    rows = ["| encoder | in-scope acc | OOS recall | OOS precision | OOS AUROC | threshold |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| encoder | in-scope acc | OOS recall | OOS precision | OOS AUROC | threshold |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, enc in variants.items():
         test = split.test + split.oos_test
         m = intent_training.evaluate(heads[name], served(name, enc, [t for t, _ in test]), [y for _, y in test])
-        rows.append(f"| {name} | {m['in_scope_accuracy']:.2%} | {m['oos_recall']:.2%} | "
-                    f"{m['oos_precision']:.2%} | {m['oos_auroc']:.4f} | {m['threshold']:.3f} |")
+        rows.append(
+            f"| {name} | {m['in_scope_accuracy']:.2%} | {m['oos_recall']:.2%} | "
+            f"{m['oos_precision']:.2%} | {m['oos_auroc']:.4f} | {m['threshold']:.3f} |"
+        )
     return rows
 
 
-def st_fidelity_rows(variants: dict[str, OnnxEncoder], st: Callable[[Sequence[str], int], np.ndarray],
-                     texts: Sequence[str]) -> list[str]:
+def st_fidelity_rows(
+    variants: dict[str, OnnxEncoder], st: Callable[[Sequence[str], int], np.ndarray], texts: Sequence[str]
+) -> list[str]:
     """Cosine of each variant's served embeddings to sentence-transformers' embeddings."""
     ref = st(texts, 32)
-    rows = ["| encoder | mean cosine to ST | min cosine to ST | max abs diff |",
-            "| --- | ---: | ---: | ---: |"]
+    rows = ["| encoder | mean cosine to ST | min cosine to ST | max abs diff |", "| --- | ---: | ---: | ---: |"]
     for name, enc in variants.items():
         mine = served(name, enc, texts)
         cos = (mine * ref).sum(axis=1)
@@ -355,8 +382,10 @@ def mix_summary(enc: OnnxEncoder, mix: Sequence[str]) -> str:
     lengths = np.array([len(e.ids) for e in enc.tokenizer.encode_batch(list(mix))])
     p = np.percentile(lengths, [50, 90, 100]).astype(int)
     most = max(hi for _, hi, _ in MIX_SHAPE)
-    return (f"{len(mix)} messages joined from 1 to {most} held-out utterances; tokens median {p[0]}, "
-            f"p90 {p[1]}, max {p[2]}, mean {lengths.mean():.1f}")
+    return (
+        f"{len(mix)} messages joined from 1 to {most} held-out utterances; tokens median {p[0]}, "
+        f"p90 {p[1]}, max {p[2]}, mean {lengths.mean():.1f}"
+    )
 
 
 def run(config: ModelConfig, out: Path, rounds: int) -> str:
@@ -380,26 +409,48 @@ def run(config: ModelConfig, out: Path, rounds: int) -> str:
         heads = train_heads(variants)
         calibration = calibration_rows(config, variants, heads["fp32"], Path(work))
     body = [
-        "# Encoder benchmark", "",
+        "# Encoder benchmark",
+        "",
         f"all-MiniLM-L6-v2 (export {version}), {config.ort_threads} onnxruntime/torch thread(s) "
         f"unless a table says otherwise; {mix_summary(variants['fp32'], mix)}. Medians of "
         f"{rounds} interleaved rounds. Padded: each micro-batch padded to its longest message; "
         f"bucketed: split by `plan_buckets` (padding <= {encoder.PADDING_RATIO}x real tokens "
         f"or <= {encoder.PADDING_SLACK} tokens over). Dynamic int8 at b>1 is shown for speed "
-        "only: its embeddings depend on batch-mates.", "",
-        "## Throughput on the message mix", "", *speed, "",
-        f"## Session settings (batch {TUNING_BATCH}, bucketed)", "", *tuning, "",
-        "## Cost of one session call (sets the bucketing slack)", "", *cost, "",
-        "## int8 against fp32 (held-out split; intents include the out-of-scope decision)", "",
-        *fidelity_rows(variants, heads, mix), "",
-        f"## Batch-mates ({MATES_TRIALS} shuffles of the mix, batch {MATES_BATCH}, bucketed)", "",
-        *mates_rows(variants, heads["fp32"], mix), "",
-        "## Intent accuracy on the held-out split (head trained per encoder, as served)", "",
-        *accuracy_rows(variants, heads), "",
+        "only: its embeddings depend on batch-mates.",
+        "",
+        "## Throughput on the message mix",
+        "",
+        *speed,
+        "",
+        f"## Session settings (batch {TUNING_BATCH}, bucketed)",
+        "",
+        *tuning,
+        "",
+        "## Cost of one session call (sets the bucketing slack)",
+        "",
+        *cost,
+        "",
+        "## int8 against fp32 (held-out split; intents include the out-of-scope decision)",
+        "",
+        *fidelity_rows(variants, heads, mix),
+        "",
+        f"## Batch-mates ({MATES_TRIALS} shuffles of the mix, batch {MATES_BATCH}, bucketed)",
+        "",
+        *mates_rows(variants, heads["fp32"], mix),
+        "",
+        "## Intent accuracy on the held-out split (head trained per encoder, as served)",
+        "",
+        *accuracy_rows(variants, heads),
+        "",
         f"## Static int8 over {CALIBRATION_SEEDS} calibration samples of {encoder.CALIBRATION_SIZE} "
-        "training utterances (held-out split)", "", *calibration, "",
-        "## Fidelity to sentence-transformers (held-out split, as served)", "",
-        *st_fidelity_rows(variants, st, [t for t, _ in split.test + split.oos_test]), "",
+        "training utterances (held-out split)",
+        "",
+        *calibration,
+        "",
+        "## Fidelity to sentence-transformers (held-out split, as served)",
+        "",
+        *st_fidelity_rows(variants, st, [t for t, _ in split.test + split.oos_test]),
+        "",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(body))

@@ -48,9 +48,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(values_ms: list[float]) -> dict[str, float]:
-    return {"n": len(values_ms), "median_ms": statistics.median(values_ms), "p90_ms": percentile(values_ms, 0.90),
-            "p99_ms": percentile(values_ms, 0.99), "mean_ms": statistics.fmean(values_ms),
-            "max_ms": max(values_ms)}  # fmt: skip
+    return {
+        "n": len(values_ms),
+        "median_ms": statistics.median(values_ms),
+        "p90_ms": percentile(values_ms, 0.90),
+        "p99_ms": percentile(values_ms, 0.99),
+        "mean_ms": statistics.fmean(values_ms),
+        "max_ms": max(values_ms),
+    }
 
 
 async def timed(call: Callable[[], Awaitable[None]], count: int) -> list[float]:
@@ -73,8 +78,11 @@ async def measure(settings: Settings, url: str, requests: int, concurrency: int)
         await producer.send_and_wait(topic, encode(message), key=message.conversation_id.encode())
 
     async def gateway() -> None:
-        body = {"conversation_id": f"bench-{uuid.uuid4().hex[:6]}", "user_id": "bench",
-                "text": "hello, how are you today?"}  # fmt: skip
+        body = {
+            "conversation_id": f"bench-{uuid.uuid4().hex[:6]}",
+            "user_id": "bench",
+            "text": "hello, how are you today?",
+        }
         async with session.post(f"{url}/v1/messages?wait_ms=0", json=body) as response:
             await response.read()
             if response.status != 202:
@@ -97,8 +105,13 @@ async def measure(settings: Settings, url: str, requests: int, concurrency: int)
         await producer.stop()
     kafka, through = summary(kafka_ms), summary(gateway_ms)
     overhead = {key: through[key] - kafka[key] for key in ("median_ms", "p90_ms", "p99_ms", "mean_ms")}
-    return {"kafka": kafka, "gateway": through, "overhead": overhead, "concurrency": concurrency,
-            "throughput_per_s": throughput}  # fmt: skip
+    return {
+        "kafka": kafka,
+        "gateway": through,
+        "overhead": overhead,
+        "concurrency": concurrency,
+        "throughput_per_s": throughput,
+    }
 
 
 async def _rate(call: Callable[[], Awaitable[None]], requests: int, concurrency: int) -> float:
@@ -113,12 +126,23 @@ def start_gateway(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[byte
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**env, "BANTER_GATEWAY_PORT": str(port), "BANTER_GATEWAY_TOKENS": f"web={TOKEN}",
-           "BANTER_GATEWAY_RATE_PER_S": "1000000", "BANTER_GATEWAY_BURST": "1000000",
-           "BANTER_LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        **env,
+        "BANTER_GATEWAY_PORT": str(port),
+        "BANTER_GATEWAY_TOKENS": f"web={TOKEN}",
+        "BANTER_GATEWAY_RATE_PER_S": "1000000",
+        "BANTER_GATEWAY_BURST": "1000000",
+        "BANTER_LOG_LEVEL": "warning",
+    }
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "streams", "gateway"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams", "gateway"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -134,26 +158,33 @@ def start_gateway(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[byte
 def report(result: dict[str, Any], args: argparse.Namespace) -> str:
     k, g, o = result["kafka"], result["gateway"], result["overhead"]
     paths = (("straight to Kafka (aiokafka send_and_wait)", k), ("through the gateway (POST, 202)", g))
-    rows = [f"| {name} | {s['median_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} |"
-            for name, s in paths]  # fmt: skip
-    return "\n".join([
-        "# Gateway overhead per request",
-        "",
-        f"{g['n']} sequential requests each way, alternating in blocks of {BLOCK}, after 100 warm-up each; "
-        f"{os.cpu_count()} CPUs, shared machine. One message = one record on banter.messages, acks=all.",
-        "",
-        "| path | median ms | p90 ms | p99 ms | mean ms |",
-        "| --- | --- | --- | --- | --- |",
-        *rows,
-        f"| **gateway overhead** | **{o['median_ms']:.2f}** | {o['p90_ms']:.2f} | **{o['p99_ms']:.2f}** | "
-        f"{o['mean_ms']:.2f} |",
-        "",
-        f"Throughput with {result['concurrency']} concurrent callers: "
-        f"{result['throughput_per_s']['kafka']:.0f} msg/s straight to Kafka (one producer), "
-        f"{result['throughput_per_s']['gateway']:.0f} req/s through the gateway (one process).",
-        "",
-        f"Command: `python -m benchmarks.gateway --requests {args.requests} --concurrency {args.concurrency}`",
-    ]) + "\n"  # fmt: skip
+    rows = [
+        f"| {name} | {s['median_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} |"
+        for name, s in paths
+    ]
+    return (
+        "\n".join(
+            [
+                "# Gateway overhead per request",
+                "",
+                f"{g['n']} sequential requests each way, alternating in blocks of {BLOCK}, after 100 warm-up each; "
+                f"{os.cpu_count()} CPUs, shared machine. One message = one record on banter.messages, acks=all.",
+                "",
+                "| path | median ms | p90 ms | p99 ms | mean ms |",
+                "| --- | --- | --- | --- | --- |",
+                *rows,
+                f"| **gateway overhead** | **{o['median_ms']:.2f}** | {o['p90_ms']:.2f} | **{o['p99_ms']:.2f}** | "
+                f"{o['mean_ms']:.2f} |",
+                "",
+                f"Throughput with {result['concurrency']} concurrent callers: "
+                f"{result['throughput_per_s']['kafka']:.0f} msg/s straight to Kafka (one producer), "
+                f"{result['throughput_per_s']['gateway']:.0f} req/s through the gateway (one process).",
+                "",
+                f"Command: `python -m benchmarks.gateway --requests {args.requests} --concurrency {args.concurrency}`",
+            ]
+        )
+        + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,20 +48,28 @@ def main() -> None:
             tokens = model.tokens_decoded - before
             timings[size].append((elapsed, tokens))
             print(f"round {round_ + 1} batch {size}: {elapsed:.2f} s, {tokens} tokens", flush=True)
-    lines = ["# The generator as banter serves it", "",
-             f"{config.generator or 'SmolLM2-135M-Instruct'} ({model.version}), CTranslate2 int8, "
-             f"{config.generator_threads} thread(s); replies to {len(MESSAGES)} everyday messages, each stopped by "
-             f"the model or at {config.generator_max_new_tokens} tokens; medians of {args.rounds} rounds.", "",
-             "| batch | s per batch | tokens per batch | ms per token (batch 1) | tokens/s |",
-             "| ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        "# The generator as banter serves it",
+        "",
+        f"{config.generator or 'SmolLM2-135M-Instruct'} ({model.version}), CTranslate2 int8, "
+        f"{config.generator_threads} thread(s); replies to {len(MESSAGES)} everyday messages, each stopped by "
+        f"the model or at {config.generator_max_new_tokens} tokens; medians of {args.rounds} rounds.",
+        "",
+        "| batch | s per batch | tokens per batch | ms per token (batch 1) | tokens/s |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
     for size, runs in timings.items():
         seconds = statistics.median(t for t, _ in runs)
         tokens = statistics.median(n for _, n in runs)
         per_token = f"{seconds / tokens * 1000:.1f}" if size == 1 else ""
         lines.append(f"| {size} | {seconds:.2f} | {tokens:.0f} | {per_token} | {tokens / seconds:.0f} |")
-    lines += ["", "Tokens: the reply tokens decoded (end of turn included, before the reply is cut to two sentences); "
-              "the time includes the conversation's prompt tokens.", "",
-              "Command: `python -m benchmarks.generator_serving`"]  # fmt: skip
+    lines += [
+        "",
+        "Tokens: the reply tokens decoded (end of turn included, before the reply is cut to two sentences); "
+        "the time includes the conversation's prompt tokens.",
+        "",
+        "Command: `python -m benchmarks.generator_serving`",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -27,14 +27,23 @@ from streams.process import WorkerProcess
 from streams.settings import Settings
 
 TEXTS = (
-    "hey there!", "what's the weather like today?", "who won the world cup in 1998?",
-    "I had such a long day at work, my boss was a nightmare", "I think I have a crush on someone",
-    "can you recommend some music for a rainy evening?", "you're my best friend, I love you",
-    "I rebuilt an old bicycle with my grandfather this weekend", "tell me a joke",
-    "my sister keeps borrowing my clothes without asking", "how do I reset a tractor carburetor",
-    "what do you do for fun?", "ok gotta go, bye!", "I feel kind of lonely tonight",
-    "do you think pineapples dream about being coconuts", "thanks, that actually helped",
-)  # fmt: skip
+    "hey there!",
+    "what's the weather like today?",
+    "who won the world cup in 1998?",
+    "I had such a long day at work, my boss was a nightmare",
+    "I think I have a crush on someone",
+    "can you recommend some music for a rainy evening?",
+    "you're my best friend, I love you",
+    "I rebuilt an old bicycle with my grandfather this weekend",
+    "tell me a joke",
+    "my sister keeps borrowing my clothes without asking",
+    "how do I reset a tractor carburetor",
+    "what do you do for fun?",
+    "ok gotta go, bye!",
+    "I feel kind of lonely tonight",
+    "do you think pineapples dream about being coconuts",
+    "thanks, that actually helped",
+)
 REPORT = Path("reports/routing-bench.md")
 
 
@@ -55,8 +64,10 @@ class Result:
         missed = sum(ms > self.budget_ms for ms in latencies)
         share = ", ".join(f"{s} {100 * c / n:.1f}%" for s, c in sources.most_common())
         why = ", ".join(f"{k} {100 * c / n:.1f}%" for k, c in reasons.most_common()) or "none"
-        return (f"| {self.name} | {n}/{self.sent} | {share} | {why} | {100 * missed / n:.2f}% | "
-                f"{_q(latencies, 0.5):.0f} | {_q(latencies, 0.99):.0f} | {_q(sorted(self.client_ms), 0.5):.0f} |")
+        return (
+            f"| {self.name} | {n}/{self.sent} | {share} | {why} | {100 * missed / n:.2f}% | "
+            f"{_q(latencies, 0.5):.0f} | {_q(latencies, 0.99):.0f} | {_q(sorted(self.client_ms), 0.5):.0f} |"
+        )
 
 
 def _q(values: list[float], q: float) -> float:
@@ -116,24 +127,33 @@ def main() -> None:
         LocalKafka(settings, print).up()
     results = [
         run_scenario("generator as is", base, {}, args.messages, args.rate),
-        run_scenario(f"generator +{args.slow_ms:.0f} ms", base, {"FAULT_GENERATOR_DELAY_MS": str(args.slow_ms)},
-                     args.messages, args.rate),
-    ]  # fmt: skip
+        run_scenario(
+            f"generator +{args.slow_ms:.0f} ms",
+            base,
+            {"FAULT_GENERATOR_DELAY_MS": str(args.slow_ms)},
+            args.messages,
+            args.rate,
+        ),
+    ]
     _write(results, args)
 
 
 def _write(results: list[Result], args: argparse.Namespace) -> None:
     lines = [
-        "# Routing benchmark", "",
+        "# Routing benchmark",
+        "",
         f"`python -m benchmarks.routing --messages {args.messages} --rate {args.rate:g} "
         f"--budget-ms {args.budget_ms:g} --slow-ms {args.slow_ms:g}`; {os.cpu_count()} cores, "
-        f"both scenarios in one run, 100 conversations, {len(TEXTS)} texts in turn.", "",
+        f"both scenarios in one run, 100 conversations, {len(TEXTS)} texts in turn.",
+        "",
         "Latency is end to end, from the message reaching Kafka to its reply (router-measured), "
-        "and client-measured from send to receipt. A deadline miss is a reply later than the budget.", "",
+        "and client-measured from send to receipt. A deadline miss is a reply later than the budget.",
+        "",
         "| scenario | replies | by source | fallback reasons | deadline misses | p50 ms | p99 ms | client p50 ms |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        *[r.row() for r in results], "",
-    ]  # fmt: skip
+        *[r.row() for r in results],
+        "",
+    ]
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines))
     print("\n".join(lines))

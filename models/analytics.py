@@ -102,8 +102,16 @@ def floor_to(t: float, span: int) -> int:
 
 
 def new_counts() -> Counts:
-    return {"messages": 0, "intents": {}, "flags": {}, "sources": {}, "fallbacks": {},
-            "latency": {}, "models": {}, "turns": {}}  # fmt: skip
+    return {
+        "messages": 0,
+        "intents": {},
+        "flags": {},
+        "sources": {},
+        "fallbacks": {},
+        "latency": {},
+        "models": {},
+        "turns": {},
+    }
 
 
 def add_event(counts: Counts, event: EventLike) -> None:
@@ -356,14 +364,18 @@ def summary(counts: Counts) -> dict[str, Any]:
 def point(counts: Counts) -> dict[str, Any]:
     """One chart point: a summary without the long breakdowns."""
     full = summary(counts)
-    return {key: full[key] for key in ("messages", "love_declarations", "sources", "fallback_rate",
-                                       "reply_latency_ms", "models")}  # fmt: skip
+    return {
+        key: full[key]
+        for key in ("messages", "love_declarations", "sources", "fallback_rate", "reply_latency_ms", "models")
+    }
 
 
 def _model(stats: Mapping[str, Any], messages: int) -> dict[str, Any]:
     candidates = stats.get("candidates", 0)
-    counted = {name: stats.get(key, 0) for name, key in
-               (("picked", "picked"), ("late", "late"), ("skipped", "skipped"), ("errors", "error"))}  # fmt: skip
+    counted = {
+        name: stats.get(key, 0)
+        for name, key in (("picked", "picked"), ("late", "late"), ("skipped", "skipped"), ("errors", "error"))
+    }
     rates = {f"{name}_rate": _rate(n, candidates) for name, n in counted.items()}
     return {"candidates": candidates, **counted, **rates, "latency_ms": percentiles(stats.get("latency", {}))}
 

@@ -16,8 +16,7 @@ from models.config import ModelConfig
 from models.hashing import digest_files, digest_value
 from models.store import FIX, ArtifactsError, artifact_dir, read_manifest
 
-COMPLETE_MARKER = {"encoder": encoder.META_FILE, "intent": intent.META_FILE,
-                   "responder": responder.META_FILE}
+COMPLETE_MARKER = {"encoder": encoder.META_FILE, "intent": intent.META_FILE, "responder": responder.META_FILE}
 
 
 def encoder_version(config: ModelConfig) -> str:
@@ -34,8 +33,7 @@ def calibration_texts() -> list[str]:
 
 def intent_version(config: ModelConfig, encoder_ver: str) -> str:
     """Version of the intent head for this encoder export and precision."""
-    return digest_value([encoder_ver, config.precision, dataset.intent_data_version(),
-                         intent.RECIPE])
+    return digest_value([encoder_ver, config.precision, dataset.intent_data_version(), intent.RECIPE])
 
 
 def responder_version(config: ModelConfig, encoder_ver: str) -> str:
@@ -47,8 +45,7 @@ def responder_version(config: ModelConfig, encoder_ver: str) -> str:
 def expected_versions(config: ModelConfig) -> dict[str, str]:
     """The version each of the encoder, intent and responder artifacts must have."""
     enc = encoder_version(config)
-    return {"encoder": enc, "intent": intent_version(config, enc),
-            "responder": responder_version(config, enc)}
+    return {"encoder": enc, "intent": intent_version(config, enc), "responder": responder_version(config, enc)}
 
 
 def is_built(config: ModelConfig, name: str, version: str) -> bool:
@@ -77,6 +74,9 @@ def check(config: ModelConfig) -> list[str]:
         wanted = expected_versions(config)
     except (OSError, ValueError) as exc:
         return [f"encoder source {config.encoder or 'packaged'} unusable ({exc}): {FIX}"]
-    problems = [missing_message(config, name, version) for name, version in wanted.items()
-                if not is_built(config, name, version)]
+    problems = [
+        missing_message(config, name, version)
+        for name, version in wanted.items()
+        if not is_built(config, name, version)
+    ]
     return problems + generator.check(config)

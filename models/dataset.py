@@ -62,10 +62,12 @@ def project_split() -> Split:
     """The project's data split into train and held-out test by text hash."""
     examples = [(t, label) for label, texts in intent_examples().items() for t in texts]
     oos = [(t, OOS_LABEL) for t in oos_examples()]
-    return Split(train=[e for e in examples if not is_held_out(e[0])],
-                 test=[e for e in examples if is_held_out(e[0])],
-                 oos_train=[e for e in oos if not is_held_out(e[0])],
-                 oos_test=[e for e in oos if is_held_out(e[0])])
+    return Split(
+        train=[e for e in examples if not is_held_out(e[0])],
+        test=[e for e in examples if is_held_out(e[0])],
+        oos_train=[e for e in oos if not is_held_out(e[0])],
+        oos_test=[e for e in oos if is_held_out(e[0])],
+    )
 
 
 def intent_data_version() -> str:

@@ -87,8 +87,7 @@ class EncoderMeta:
 def read_meta(export_dir: Path) -> EncoderMeta:
     """The metadata written by ``models.build.encoder_export.export``."""
     data = json.loads((export_dir / META_FILE).read_text())
-    return EncoderMeta(tuple(data["inputs"]), data["pooling"], int(data["max_length"]),
-                       int(data["dim"]))
+    return EncoderMeta(tuple(data["inputs"]), data["pooling"], int(data["max_length"]), int(data["dim"]))
 
 
 class OnnxEncoder:
@@ -99,8 +98,7 @@ class OnnxEncoder:
     export, so texts are batched (bucketed by length) at both.
     """
 
-    def __init__(self, export_dir: Path, precision: str = "fp32", threads: int = 1,
-                 session: Any = None) -> None:
+    def __init__(self, export_dir: Path, precision: str = "fp32", threads: int = 1, session: Any = None) -> None:
         self.meta = read_meta(export_dir)
         self.precision = precision
         self.session = session or open_session(export_dir / MODEL_FILES[precision], threads)
@@ -110,8 +108,7 @@ class OnnxEncoder:
         """Embeddings of ``texts`` (n x dim), independent of which texts share the call."""
         return self.embed(texts, DEFAULT_BATCH)
 
-    def embed(self, texts: Sequence[str], batch_size: int,
-              max_padding: float = PADDING_RATIO) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int, max_padding: float = PADDING_RATIO) -> np.ndarray:
         """Embeddings in input order, tokenised once and run in sub-batches of close lengths
         and at most ``batch_size`` texts (:func:`plan_buckets`).
 
@@ -131,8 +128,7 @@ class OnnxEncoder:
         return normalize(pool(hidden, mask, self.meta.pooling))
 
 
-def padded_inputs(ids: Sequence[Sequence[int]],
-                  names: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def padded_inputs(ids: Sequence[Sequence[int]], names: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The ONNX feeds for token ids padded to the longest, and the attention mask."""
     width = max(len(x) for x in ids)
     input_ids = np.zeros((len(ids), width), dtype=np.int64)
@@ -140,13 +136,11 @@ def padded_inputs(ids: Sequence[Sequence[int]],
     for row, seq in enumerate(ids):
         input_ids[row, : len(seq)] = seq
         mask[row, : len(seq)] = 1
-    feeds = {"input_ids": input_ids, "attention_mask": mask,
-             "token_type_ids": np.zeros_like(input_ids)}
+    feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
     return {k: feeds[k] for k in names}, mask
 
 
-def open_session(model_file: Path, threads: int, spinning: bool = False,
-                 optimization: str = "all") -> Any:
+def open_session(model_file: Path, threads: int, spinning: bool = False, optimization: str = "all") -> Any:
     """An onnxruntime CPU session with ``threads`` intra-op threads and graph optimisation
     ``optimization`` (basic, extended or all).
 
@@ -160,8 +154,7 @@ def open_session(model_file: Path, threads: int, spinning: bool = False,
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
-                                               f"ORT_ENABLE_{optimization.upper()}")
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{optimization.upper()}")
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
@@ -176,8 +169,12 @@ def load_tokenizer(export_dir: Path, length: int) -> Any:
     return tokenizer
 
 
-def plan_buckets(lengths: Sequence[int], max_batch: int = DEFAULT_BATCH,
-                 max_padding: float = PADDING_RATIO, slack: int = PADDING_SLACK) -> list[list[int]]:
+def plan_buckets(
+    lengths: Sequence[int],
+    max_batch: int = DEFAULT_BATCH,
+    max_padding: float = PADDING_RATIO,
+    slack: int = PADDING_SLACK,
+) -> list[list[int]]:
     """Indices of ``lengths`` grouped into sub-batches of close lengths, shortest first.
 
     Greedy over the indices sorted by length: the next (longest yet) joins the current
@@ -190,8 +187,11 @@ def plan_buckets(lengths: Sequence[int], max_batch: int = DEFAULT_BATCH,
     for i in sorted(range(len(lengths)), key=lengths.__getitem__):
         size = len(buckets[-1]) + 1 if buckets else 1
         padded = size * lengths[i]
-        if buckets and size <= max_batch and (
-                padded <= max_padding * (real + lengths[i]) or padded - real - lengths[i] <= slack):
+        if (
+            buckets
+            and size <= max_batch
+            and (padded <= max_padding * (real + lengths[i]) or padded - real - lengths[i] <= slack)
+        ):
             buckets[-1].append(i)
             real += lengths[i]
         else:

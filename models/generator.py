@@ -121,8 +121,12 @@ class ChatGenerator:
         self.selector = selector
         self._config = config
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder / HF_DIR))
-        self.runtime = ctranslate2.Generator(str(folder / CT2_DIR), device="cpu", compute_type=COMPUTE_TYPE,
-                                             intra_threads=max(1, config.generator_threads))  # fmt: skip
+        self.runtime = ctranslate2.Generator(
+            str(folder / CT2_DIR),
+            device="cpu",
+            compute_type=COMPUTE_TYPE,
+            intra_threads=max(1, config.generator_threads),
+        )
         self._end = _end_tokens(self.tokenizer)
         self._static_ids = _ids(self.tokenizer, persona.chat_messages([]), generation_prompt=False)
         self._static = list(self.tokenizer.convert_ids_to_tokens(self._static_ids))
@@ -176,11 +180,19 @@ class ChatGenerator:
         # The prompts' own tokens go through the decoding loop (include_prompt_in_result): slower than
         # forwarding them at once, but then a row's numbers, and so its reply, never depend on its batch-mates.
         results = self.runtime.generate_batch(
-            prompts, static_prompt=self._static, max_length=cap + max(map(len, prompts)), sampling_topk=1,
-            repetition_penalty=REPETITION_PENALTY, no_repeat_ngram_size=NO_REPEAT_NGRAM,
-            include_prompt_in_result=True, end_token=self._end, return_end_token=True,
-            return_scores=True, suppress_sequences=self._suppressed, callback=on_step,  # scores: step log-probs
-        )  # fmt: skip
+            prompts,
+            static_prompt=self._static,
+            max_length=cap + max(map(len, prompts)),
+            sampling_topk=1,
+            repetition_penalty=REPETITION_PENALTY,
+            no_repeat_ngram_size=NO_REPEAT_NGRAM,
+            include_prompt_in_result=True,
+            end_token=self._end,
+            return_end_token=True,
+            return_scores=True,
+            suppress_sequences=self._suppressed,
+            callback=on_step,  # scores: step log-probs
+        )
         self.tokens_decoded += sum(len(drawn) for drawn in logprobs.values())
         replies = []
         for i, (prompt, result) in enumerate(zip(prompts, results, strict=True)):

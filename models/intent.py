@@ -75,17 +75,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def decide(head: Head, x: np.ndarray, threshold: float) -> list[IntentResult]:
     """One IntentResult per embedding row."""
     best, scores = head.in_scope_scores(x)
-    return [IntentResult(head.labels[i], float(s), True) if s >= threshold
-            else IntentResult(OOS_LABEL, float(1.0 - s), False)
-            for i, s in zip(best, scores, strict=True)]
+    return [
+        IntentResult(head.labels[i], float(s), True)
+        if s >= threshold
+        else IntentResult(OOS_LABEL, float(1.0 - s), False)
+        for i, s in zip(best, scores, strict=True)
+    ]
 
 
 def load_head(out_dir: Path) -> Head:
     """Read a head written by ``models.build.intent_training.save``."""
     meta = json.loads((out_dir / META_FILE).read_text())
     arrays = np.load(out_dir / HEAD_FILE)
-    return Head(tuple(meta["labels"]), arrays["weights"], arrays["bias"],
-                float(meta["temperature"]), float(meta["threshold"]))
+    return Head(
+        tuple(meta["labels"]), arrays["weights"], arrays["bias"], float(meta["temperature"]), float(meta["threshold"])
+    )
 
 
 class IntentModel:
@@ -93,8 +97,7 @@ class IntentModel:
 
     name = "intent"
 
-    def __init__(self, encoder: Encoder, head: Head, version: str,
-                 threshold: float | None = None) -> None:
+    def __init__(self, encoder: Encoder, head: Head, version: str, threshold: float | None = None) -> None:
         self.encoder = encoder
         self.head = head
         self.version = version

@@ -10,11 +10,28 @@ from functools import lru_cache
 from models.dataset import CANNED_FILE, read_json
 from models.types import Utterance
 
-CANNED_INTENTS: frozenset[str] = frozenset({
-    "greeting", "goodbye", "how_are_you", "who_are_you", "creator", "age", "location",
-    "love_declaration", "best_friend", "weather", "search_it", "thanks", "compliment",
-    "insult", "joke_request", "selfie", "birthday", "apology",
-})
+CANNED_INTENTS: frozenset[str] = frozenset(
+    {
+        "greeting",
+        "goodbye",
+        "how_are_you",
+        "who_are_you",
+        "creator",
+        "age",
+        "location",
+        "love_declaration",
+        "best_friend",
+        "weather",
+        "search_it",
+        "thanks",
+        "compliment",
+        "insult",
+        "joke_request",
+        "selfie",
+        "birthday",
+        "apology",
+    }
+)
 
 
 @lru_cache(maxsize=1)
@@ -49,8 +66,18 @@ FEW_SHOT: tuple[tuple[str, str], ...] = (
 """Example turns in banter's tone, placed before the conversation; short and topic-free, so
 that their content does not leak into replies."""
 SUPPRESSED: tuple[str, ...] = (
-    "I'm sorry, but", "I don't have the ability", "I can't help", "As an AI", "as a chatbot", "I'm not sure what",
-    "I'm sorry, I can't", "I can't", "I don't have", "I'm not sure", "I'm sorry, I", "Can you please",
+    "I'm sorry, but",
+    "I don't have the ability",
+    "I can't help",
+    "As an AI",
+    "as a chatbot",
+    "I'm not sure what",
+    "I'm sorry, I can't",
+    "I can't",
+    "I don't have",
+    "I'm not sure",
+    "I'm sorry, I",
+    "Can you please",
 )
 """Phrases the generator may not write: the assistant's refusals and hedges, out of character for banter."""
 

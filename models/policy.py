@@ -82,9 +82,7 @@ class Decision:
     why: str = ""
 
 
-def decide(
-    situation: Situation, outputs: Mapping[str, Seen], config: PolicyConfig, final: bool
-) -> Decision | None:
+def decide(situation: Situation, outputs: Mapping[str, Seen], config: PolicyConfig, final: bool) -> Decision | None:
     """The reply to send now, or None to keep waiting (never None when ``final``).
 
     A confident canned intent answers at once. Otherwise the best candidate by the
@@ -106,8 +104,9 @@ def decide(
         return _fallback(situation, _why_not(outputs.get("generator")))
     # a reply made without the generator's candidate says why it had none (it lost fairly otherwise)
     reason = _why_not(outputs.get("generator")) if "generator" in without else None
-    return Decision(best.text or "", SOURCE_OF_MODEL[best.model], best.model, reason,
-                    _why(best, usable, without, outputs))  # fmt: skip
+    return Decision(
+        best.text or "", SOURCE_OF_MODEL[best.model], best.model, reason, _why(best, usable, without, outputs)
+    )
 
 
 def _why(best: Seen, usable: list[Seen], without: list[str], outputs: Mapping[str, Seen]) -> str:

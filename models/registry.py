@@ -48,8 +48,7 @@ def load_intent(config: ModelConfig) -> intent.IntentModel:
     head_dir, version = artifacts.require(config, "intent")
     if config.oos_threshold is not None:
         version = digest_value([version, config.oos_threshold])
-    return intent.IntentModel(encoder_for(config), intent.load_head(head_dir), version,
-                              config.oos_threshold)
+    return intent.IntentModel(encoder_for(config), intent.load_head(head_dir), version, config.oos_threshold)
 
 
 def load_responder(config: ModelConfig) -> responder.Responder:
@@ -61,8 +60,12 @@ def load_responder(config: ModelConfig) -> responder.Responder:
 def load_understander(config: ModelConfig, scorer: selector.Selector | None = None) -> understand.Understander:
     """The intent head and the responder over one shared encoder session, and the selector."""
     encoder = encoder_for(config)
-    return understand.Understander(load_intent(config), load_responder(config),
-                                   scorer or selector.Selector(encoder), backchannel.Backchannel(encoder))  # fmt: skip
+    return understand.Understander(
+        load_intent(config),
+        load_responder(config),
+        scorer or selector.Selector(encoder),
+        backchannel.Backchannel(encoder),
+    )
 
 
 def load_generator(config: ModelConfig, scorer: selector.Selector | None = None) -> generator.ChatGenerator:
@@ -72,8 +75,12 @@ def load_generator(config: ModelConfig, scorer: selector.Selector | None = None)
 
 def load(name: str, config: ModelConfig) -> Any:
     """Load the model ``name`` (intent, responder, understand or generator) for ``config``."""
-    loaders = {"intent": load_intent, "responder": load_responder, "understand": load_understander,
-               "generator": load_generator}  # fmt: skip
+    loaders = {
+        "intent": load_intent,
+        "responder": load_responder,
+        "understand": load_understander,
+        "generator": load_generator,
+    }
     if name not in loaders:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(loaders)}")
     return loaders[name](config)

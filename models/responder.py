@@ -71,8 +71,9 @@ class Responder:
 
     name = "responder"
 
-    def __init__(self, encoder: Encoder, out_dir: Path, version: str,
-                 weights: ContextWeights = ContextWeights()) -> None:
+    def __init__(
+        self, encoder: Encoder, out_dir: Path, version: str, weights: ContextWeights = ContextWeights()
+    ) -> None:
         meta = json.loads((out_dir / META_FILE).read_text())
         self.encoder = encoder
         self.version = version
@@ -92,7 +93,7 @@ class Responder:
         texts = [d.text for d in batch]
         needed = self.context_needed(batch)
         x = self.encoder.encode(texts + needed)
-        return self.from_embeddings(batch, x[: len(texts)], dict(zip(needed, x[len(texts):], strict=True)))
+        return self.from_embeddings(batch, x[: len(texts)], dict(zip(needed, x[len(texts) :], strict=True)))
 
     def tags(self, text: str) -> tuple[str, str]:
         """The intent and situation of a bank reply."""
@@ -108,14 +109,20 @@ class Responder:
         wanted = (t for d in batch if self.weights.user or self.weights.bot for t in context_of(d))
         return list(dict.fromkeys(t for t in wanted if t is not None and t not in known))
 
-    def from_embeddings(self, batch: Sequence[Dialogue], messages: np.ndarray,
-                        context: Mapping[str, np.ndarray] | None = None) -> list[Proposal]:
+    def from_embeddings(
+        self, batch: Sequence[Dialogue], messages: np.ndarray, context: Mapping[str, np.ndarray] | None = None
+    ) -> list[Proposal]:
         """The same replies for dialogues whose user text is already embedded (one row each);
         ``context`` holds the embeddings of ``context_needed(batch)`` (embedded here if None)."""
         return [found[0] for found in self.shortlist(batch, messages, context, 1)]
 
-    def shortlist(self, batch: Sequence[Dialogue], messages: np.ndarray,
-                  context: Mapping[str, np.ndarray] | None = None, k: int = 3) -> list[list[Proposal]]:
+    def shortlist(
+        self,
+        batch: Sequence[Dialogue],
+        messages: np.ndarray,
+        context: Mapping[str, np.ndarray] | None = None,
+        k: int = 3,
+    ) -> list[list[Proposal]]:
         """The ``k`` best replies per dialogue, best first (the first as ``from_embeddings`` picks it)."""
         if context is None:
             needed = self.context_needed(batch)
@@ -124,8 +131,7 @@ class Responder:
         similarity = self.queries(batch, messages, context) @ self.keys.T
         return [self._top(d, row, k) for d, row in zip(batch, similarity, strict=True)]
 
-    def queries(self, batch: Sequence[Dialogue], messages: np.ndarray,
-                context: Mapping[str, np.ndarray]) -> np.ndarray:
+    def queries(self, batch: Sequence[Dialogue], messages: np.ndarray, context: Mapping[str, np.ndarray]) -> np.ndarray:
         """Unit query per dialogue: its message plus its weighted context."""
         rows = [m + self._context_vector(d, context) for d, m in zip(batch, messages, strict=True)]
         return normalize(np.stack(rows)) if rows else messages

@@ -36,8 +36,19 @@ from models.hashing import digest_files
 from models.types import Dialogue, Proposal
 
 WEIGHTS_FILE = DATA_DIR / "selector.json"
-FEATURES = ("rel_msg", "rel_ctx", "echo", "repeat", "length", "question", "hedge", "unfinished",
-            "generated", "confidence", "backchannel")  # fmt: skip
+FEATURES = (
+    "rel_msg",
+    "rel_ctx",
+    "echo",
+    "repeat",
+    "length",
+    "question",
+    "hedge",
+    "unfinished",
+    "generated",
+    "confidence",
+    "backchannel",
+)
 KINDS = ("retrieval", "generator", "backchannel")
 """Where a candidate comes from: the persona bank, the chat model, or a backchannel reply."""
 RECENT_BOT = 3
@@ -51,11 +62,41 @@ _HEDGE = re.compile(
     r"|i'?m not able to|i'?m not sure what|can you please|i cannot)\b"
 )
 _END = re.compile(r"[.!?…)\"'”]\s*$|[\U0001F300-\U0001FAFF]\s*$")
-UNSAFE = frozenset({
-    "kill yourself", "kys", "retard", "retarded", "faggot", "fag", "nigger", "nigga", "tranny", "whore", "slut",
-    "cunt", "rape", "raped", "rapist", "nazi", "heil", "suicide", "self-harm", "porn", "pedophile", "terrorist",
-    "bitch", "fuck", "fucking", "motherfucker", "dickhead", "asshole", "bastard", "shit", "die in",
-})  # fmt: skip
+UNSAFE = frozenset(
+    {
+        "kill yourself",
+        "kys",
+        "retard",
+        "retarded",
+        "faggot",
+        "fag",
+        "nigger",
+        "nigga",
+        "tranny",
+        "whore",
+        "slut",
+        "cunt",
+        "rape",
+        "raped",
+        "rapist",
+        "nazi",
+        "heil",
+        "suicide",
+        "self-harm",
+        "porn",
+        "pedophile",
+        "terrorist",
+        "bitch",
+        "fuck",
+        "fucking",
+        "motherfucker",
+        "dickhead",
+        "asshole",
+        "bastard",
+        "shit",
+        "die in",
+    }
+)
 """Words and phrases a banter reply never contains (a reply with one scores 0)."""
 
 
@@ -116,37 +157,58 @@ def recent_bot(dialogue: Dialogue) -> list[str]:
     return [u.text for u in dialogue.history[:-1] if u.speaker == "bot"][-RECENT_BOT:]
 
 
-def features(text: str, dialogue: Dialogue, rel_msg: float, rel_ctx: float | None, *, kind: str,
-             confidence: float = 0.0, truncated: bool = False) -> np.ndarray:  # fmt: skip
+def features(
+    text: str,
+    dialogue: Dialogue,
+    rel_msg: float,
+    rel_ctx: float | None,
+    *,
+    kind: str,
+    confidence: float = 0.0,
+    truncated: bool = False,
+) -> np.ndarray:
     """The signals of one candidate (see ``FEATURES``) of ``kind`` (see ``KINDS``); ``rel_ctx`` None
     when there is no earlier turn."""
     n = len(words(text))
     generated = kind == "generator"
-    return np.array([
-        rel_msg,
-        rel_msg if rel_ctx is None else rel_ctx,
-        overlap(text, dialogue.text),
-        max((overlap(text, bot) for bot in recent_bot(dialogue)), default=0.0),
-        math.log1p(n) / math.log1p(LONG_WORDS),
-        float("?" in text),
-        float(bool(_HEDGE.search(text.lower()))),
-        float(truncated or not _END.search(text)),
-        float(generated),
-        float(confidence) if generated else 0.0,
-        float(kind == "backchannel"),
-    ])  # fmt: skip
+    return np.array(
+        [
+            rel_msg,
+            rel_msg if rel_ctx is None else rel_ctx,
+            overlap(text, dialogue.text),
+            max((overlap(text, bot) for bot in recent_bot(dialogue)), default=0.0),
+            math.log1p(n) / math.log1p(LONG_WORDS),
+            float("?" in text),
+            float(bool(_HEDGE.search(text.lower()))),
+            float(truncated or not _END.search(text)),
+            float(generated),
+            float(confidence) if generated else 0.0,
+            float(kind == "backchannel"),
+        ]
+    )
 
 
-def feature_rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Proposal],
-                 kinds: Sequence[str], message_vectors: np.ndarray | None = None,
-                 known: Mapping[str, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+def feature_rows(
+    encoder: Encoder,
+    dialogues: Sequence[Dialogue],
+    candidates: Sequence[Proposal],
+    kinds: Sequence[str],
+    message_vectors: np.ndarray | None = None,
+    known: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """Features of each (dialogue, candidate) pair. Texts in ``known`` (text: unit embedding) are
     not embedded again; every other distinct text goes through one encoder call."""
     return _rows(encoder, dialogues, candidates, kinds, message_vectors, dict(known or {}))
 
 
-def _rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[Proposal], kinds: Sequence[str],
-          message_vectors: np.ndarray | None, vectors: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
+def _rows(
+    encoder: Encoder,
+    dialogues: Sequence[Dialogue],
+    candidates: Sequence[Proposal],
+    kinds: Sequence[str],
+    message_vectors: np.ndarray | None,
+    vectors: dict[str, np.ndarray],
+) -> np.ndarray:
     """``feature_rows``, adding the embeddings it computed to ``vectors``."""
     contexts = [context_turns(d) for d in dialogues]
     wanted = [c.text or " " for c in candidates] + [t for turns in contexts for t in turns]
@@ -162,8 +224,17 @@ def _rows(encoder: Encoder, dialogues: Sequence[Dialogue], candidates: Sequence[
         context = sum((vectors[t] for t in contexts[i]), np.zeros_like(reply))
         norm = float(np.linalg.norm(context))
         rel_ctx = float(reply @ context) / norm if norm > 0 else None
-        rows.append(features(candidate.text, dialogue, float(reply @ message), rel_ctx, kind=kinds[i],
-                             confidence=candidate.score, truncated=candidate.truncated))  # fmt: skip
+        rows.append(
+            features(
+                candidate.text,
+                dialogue,
+                float(reply @ message),
+                rel_ctx,
+                kind=kinds[i],
+                confidence=candidate.score,
+                truncated=candidate.truncated,
+            )
+        )
     return np.stack(rows) if rows else np.zeros((0, len(FEATURES)))
 
 
@@ -184,15 +255,20 @@ class Selector:
 
     def warm(self, texts: Sequence[str], batch: int = 64) -> None:
         """Embed fixed reply texts ahead of traffic (at load), so that no message waits for them."""
-        wanted = [t for t in dict.fromkeys(texts) if t and t not in self._remembered][:REMEMBERED // 2]
+        wanted = [t for t in dict.fromkeys(texts) if t and t not in self._remembered][: REMEMBERED // 2]
         for start in range(0, len(wanted), batch):
             chunk = wanted[start : start + batch]
             vectors = self.encoder.encode(chunk)
             with self._lock:
                 self._remembered.update(zip(chunk, vectors, strict=True))
 
-    def _remember(self, candidates: Sequence[Proposal], kinds: Sequence[str], vectors: dict[str, np.ndarray],
-                  dialogues: Sequence[Dialogue]) -> None:  # fmt: skip
+    def _remember(
+        self,
+        candidates: Sequence[Proposal],
+        kinds: Sequence[str],
+        vectors: dict[str, np.ndarray],
+        dialogues: Sequence[Dialogue],
+    ) -> None:
         """Keep the embeddings of fixed reply texts and of the users' messages (the context of the
         next turns); generated replies rarely come again."""
         fixed = [c.text for c, kind in zip(candidates, kinds, strict=True) if kind != "generator" and c.text]
@@ -203,8 +279,13 @@ class Selector:
             while len(self._remembered) > REMEMBERED:
                 del self._remembered[next(iter(self._remembered))]
 
-    def assess(self, dialogues: Sequence[Dialogue], candidates: Sequence[Proposal], kinds: str | Sequence[str],
-               message_vectors: np.ndarray | None = None) -> list[Proposal]:  # fmt: skip
+    def assess(
+        self,
+        dialogues: Sequence[Dialogue],
+        candidates: Sequence[Proposal],
+        kinds: str | Sequence[str],
+        message_vectors: np.ndarray | None = None,
+    ) -> list[Proposal]:
         """The candidates with ``quality`` filled in; ``kinds``: one of ``KINDS`` for all, or one each."""
         if not candidates:
             return []
@@ -216,8 +297,10 @@ class Selector:
         rows = _rows(self.encoder, dialogues, candidates, kinds, message_vectors, vectors)
         self._remember(candidates, kinds, vectors, dialogues)
         quality = self.weights.quality(rows)
-        return [replace(c, quality=0.0 if ruled_out(c.text, d) else round(float(q), 4))
-                for c, d, q in zip(candidates, dialogues, quality, strict=True)]  # fmt: skip
+        return [
+            replace(c, quality=0.0 if ruled_out(c.text, d) else round(float(q), 4))
+            for c, d, q in zip(candidates, dialogues, quality, strict=True)
+        ]
 
 
 def ruled_out(text: str, dialogue: Dialogue) -> bool:

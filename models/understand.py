@@ -43,8 +43,13 @@ class Understander:
 
     name = "understand"
 
-    def __init__(self, intent: IntentModel, responder: Responder, scorer: Selector | None = None,
-                 backchannel: Backchannel | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        intent: IntentModel,
+        responder: Responder,
+        scorer: Selector | None = None,
+        backchannel: Backchannel | None = None,
+    ) -> None:
         if intent.encoder is not responder.encoder:
             raise ValueError("the intent head and the responder must share one encoder")
         self.intent = intent
@@ -67,9 +72,12 @@ class Understander:
         if self.scorer is None:
             return [Understanding(i, found[0][0]) for i, found in zip(intents, options, strict=True)]
         index = [i for i, found in enumerate(options) for _ in found]
-        rated = self.scorer.assess([batch[i] for i in index], [c for found in options for c, _ in found],
-                                   [k for found in options for _, k in found],
-                                   message_vectors=messages[index])  # fmt: skip
+        rated = self.scorer.assess(
+            [batch[i] for i in index],
+            [c for found in options for c, _ in found],
+            [k for found in options for _, k in found],
+            message_vectors=messages[index],
+        )
         best: dict[int, Proposal] = {}
         for i, candidate in zip(index, rated, strict=True):
             if i not in best or (candidate.quality or 0.0) > (best[i].quality or 0.0):
@@ -81,8 +89,9 @@ class Understander:
         intents, options, _ = self._options(batch)
         return intents, options
 
-    def _options(self, batch: Sequence[Dialogue]) -> tuple[list[IntentResult], list[list[tuple[Proposal, str]]],
-                                                             np.ndarray]:  # fmt: skip
+    def _options(
+        self, batch: Sequence[Dialogue]
+    ) -> tuple[list[IntentResult], list[list[tuple[Proposal, str]]], np.ndarray]:
         texts = [dialogue.text for dialogue in batch]
         needed = self.responder.context_needed(batch)
         unique = list(dict.fromkeys(texts + needed))

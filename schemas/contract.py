@@ -58,7 +58,11 @@ _VERSION = {"const": SCHEMA_VERSION}
 # The constraints each record's check() holds, by record and field.
 CHECKS: dict[str, dict[str, dict[str, Any]]] = {
     "Message": {
-        "message_id": _ID, "conversation_id": _ID, "user_id": _ID, "platform": _ID, "text": _TEXT,
+        "message_id": _ID,
+        "conversation_id": _ID,
+        "user_id": _ID,
+        "platform": _ID,
+        "text": _TEXT,
         "schema_version": _VERSION,
     },
     "Turn": {"message_id": _ID, "conversation_id": _ID, "text": _TEXT, "schema_version": _VERSION},
@@ -70,8 +74,7 @@ CHECKS: dict[str, dict[str, dict[str, Any]]] = {
 }
 _KEY = {"type": "string", "description": "conversation_id, UTF-8"}
 _EPOCH_OR_RFC3339 = (
-    "Epoch seconds (a number), or an RFC 3339 timestamp with a UTC offset (a string); "
-    "readers always see epoch seconds."
+    "Epoch seconds (a number), or an RFC 3339 timestamp with a UTC offset (a string); readers always see epoch seconds."
 )
 
 
@@ -139,18 +142,26 @@ def asyncapi() -> dict[str, Any]:
     operations["receiveDeadLetter"] = _operation("receive", "deadletter", "Operators read what was refused, and why.")
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "banter topics", "version": str(SCHEMA_VERSION),
-                 "description": _paragraph(_ASYNCAPI_DESCRIPTION)},
+        "info": {
+            "title": "banter topics",
+            "version": str(SCHEMA_VERSION),
+            "description": _paragraph(_ASYNCAPI_DESCRIPTION),
+        },
         "defaultContentType": "application/json",
-        "servers": {"local": {"host": "127.0.0.1:19092", "protocol": "kafka",
-                              "description": "`banter broker up`; BANTER_KAFKA_BOOTSTRAP names your own cluster"}},
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:19092",
+                "protocol": "kafka",
+                "description": "`banter broker up`; BANTER_KAFKA_BOOTSTRAP names your own cluster",
+            }
+        },
         "channels": channels,
         "operations": operations,
         "components": {
             "messages": messages,
             "parameters": {"prefix": {"default": "banter", "description": "BANTER_TOPIC_PREFIX"}},
         },
-    }  # fmt: skip
+    }
 
 
 def _operation(action: str, topic: str, summary: str) -> dict[str, Any]:
@@ -179,50 +190,79 @@ def openapi() -> dict[str, Any]:
         [MessageRequest, MessageStatus, Conversation, ErrorBody], ref_template="#/components/schemas/{name}"
     )
     errors = {code: _json(text, error) for code, text in _ERRORS.items()}
-    limited = {**errors["429"], "headers": {"Retry-After": {"schema": {"type": "integer"},
-                                                             "description": "seconds to wait"}}}  # fmt: skip
+    limited = {
+        **errors["429"],
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+    }
     ids = {"type": "string", "maxLength": MAX_ID_CHARS}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "banter gateway", "version": str(SCHEMA_VERSION),
-                 "description": _paragraph(_OPENAPI_DESCRIPTION)},
+        "info": {
+            "title": "banter gateway",
+            "version": str(SCHEMA_VERSION),
+            "description": _paragraph(_OPENAPI_DESCRIPTION),
+        },
         "components": {
             "schemas": _annotate(components),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "a platform's token (BANTER_GATEWAY_TOKENS)"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a platform's token (BANTER_GATEWAY_TOKENS)",
+                }
+            },
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/v1/messages": {"post": {
-                "operationId": "postMessage",
-                "summary": "Send a user message; the reply if it comes within the wait, else 202",
-                "parameters": [{"name": "wait_ms", "in": "query", "required": False,
-                                "description": "how long to wait for the reply (default BANTER_GATEWAY_WAIT_MS)",
-                                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_MS}}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
-                "responses": {
-                    "200": _json("Answered: the reply (the event may follow later)", status),
-                    "202": _json("Accepted, not answered yet: GET /v1/messages/{message_id} later", status),
-                    **{code: errors[code] for code in ("400", "401", "403", "409", "413")},
-                    "429": limited, "503": errors["503"],
-                },
-            }},
-            "/v1/messages/{message_id}": {"get": {
-                "operationId": "getMessage",
-                "summary": "A message's status, its reply and the router's event once they exist",
-                "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": ids}],
-                "responses": {"200": _json("The message", status),
-                              **{code: errors[code] for code in ("401", "404")}, "429": limited},
-            }},
-            "/v1/conversations/{conversation_id}": {"get": {
-                "operationId": "getConversation",
-                "summary": "The recent turns of a conversation, oldest first",
-                "parameters": [{"name": "conversation_id", "in": "path", "required": True, "schema": ids}],
-                "responses": {"200": _json("The conversation", conversation),
-                              **{code: errors[code] for code in ("401", "404")}, "429": limited},
-            }},
+            "/v1/messages": {
+                "post": {
+                    "operationId": "postMessage",
+                    "summary": "Send a user message; the reply if it comes within the wait, else 202",
+                    "parameters": [
+                        {
+                            "name": "wait_ms",
+                            "in": "query",
+                            "required": False,
+                            "description": "how long to wait for the reply (default BANTER_GATEWAY_WAIT_MS)",
+                            "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_MS},
+                        }
+                    ],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+                    "responses": {
+                        "200": _json("Answered: the reply (the event may follow later)", status),
+                        "202": _json("Accepted, not answered yet: GET /v1/messages/{message_id} later", status),
+                        **{code: errors[code] for code in ("400", "401", "403", "409", "413")},
+                        "429": limited,
+                        "503": errors["503"],
+                    },
+                }
+            },
+            "/v1/messages/{message_id}": {
+                "get": {
+                    "operationId": "getMessage",
+                    "summary": "A message's status, its reply and the router's event once they exist",
+                    "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": ids}],
+                    "responses": {
+                        "200": _json("The message", status),
+                        **{code: errors[code] for code in ("401", "404")},
+                        "429": limited,
+                    },
+                }
+            },
+            "/v1/conversations/{conversation_id}": {
+                "get": {
+                    "operationId": "getConversation",
+                    "summary": "The recent turns of a conversation, oldest first",
+                    "parameters": [{"name": "conversation_id", "in": "path", "required": True, "schema": ids}],
+                    "responses": {
+                        "200": _json("The conversation", conversation),
+                        **{code: errors[code] for code in ("401", "404")},
+                        "429": limited,
+                    },
+                }
+            },
         },
-    }  # fmt: skip
+    }
 
 
 def _paragraph(text: str) -> str:

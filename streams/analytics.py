@@ -85,8 +85,9 @@ async def load(settings: Settings, partitions: Collection[int], timeout_s: float
             await asyncio.sleep(0.5)
         await _assign(consumer, topic, partitions)
         records: dict[str, analytics.Record] = {}
-        await _read_to_end(consumer, lambda key, value: _apply(records, key, value, True),
-                           max(deadline - time.monotonic(), 1.0))  # fmt: skip
+        await _read_to_end(
+            consumer, lambda key, value: _apply(records, key, value, True), max(deadline - time.monotonic(), 1.0)
+        )
         return records
     finally:
         await consumer.stop()
@@ -111,8 +112,9 @@ async def _assign(consumer: AIOKafkaConsumer, topic: str, partitions: Collection
         await consumer.seek_to_beginning(*tps)
 
 
-async def _read_to_end(consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, bytes | None], None],
-                       timeout_s: float) -> None:  # fmt: skip
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, bytes | None], None], timeout_s: float
+) -> None:
     """Read the assigned partitions up to their ends as of now (records written later: the next call).
 
     ``timeout_s`` bounds the whole read, aiokafka's own waits included: ``position()`` waits without
@@ -171,10 +173,14 @@ def render_text(report: dict[str, Any]) -> str:
     hour, week = report["last_hour"], report["last_week"]
     lines = [f"banter analytics, {stamp(report)}; partitions reporting: {_list(report['partitions'])}", ""]
     lines += _table(["", "last hour", "last week"], total_rows(hour, week))
-    for title, counts in (("replies by source", week["sources"]), ("intents", week["intents"]),
-                          ("not from the preferred model, by reason", week["fallback_reasons"])):  # fmt: skip
-        lines += ["", f"{title} (last week)"] + (_table(["", "count", "share"], share_rows(counts, week["messages"]))
-                                                  if counts else ["  (none)"])  # fmt: skip
+    for title, counts in (
+        ("replies by source", week["sources"]),
+        ("intents", week["intents"]),
+        ("not from the preferred model, by reason", week["fallback_reasons"]),
+    ):
+        lines += ["", f"{title} (last week)"] + (
+            _table(["", "count", "share"], share_rows(counts, week["messages"])) if counts else ["  (none)"]
+        )
     for title, summary in (("last hour", hour), ("last week", week)):
         rows = model_rows(summary["models"])
         lines += ["", f"models ({title})"] + (_table(MODEL_HEAD, rows) if rows else ["  (none)"])
@@ -207,9 +213,18 @@ def total_rows(hour: dict[str, Any], week: dict[str, Any]) -> list[list[Any]]:
 
 def model_rows(models: dict[str, Any]) -> list[list[Any]]:
     """One row per model, under ``MODEL_HEAD``."""
-    return [[name, m["candidates"], _with_rate(m["picked"], m["picked_rate"]), _with_rate(m["late"], m["late_rate"]),
-             _with_rate(m["skipped"], m["skipped_rate"]), m["errors"],
-             *[num(m["latency_ms"][q]) for q in ("p50", "p95", "p99")]] for name, m in models.items()]  # fmt: skip
+    return [
+        [
+            name,
+            m["candidates"],
+            _with_rate(m["picked"], m["picked_rate"]),
+            _with_rate(m["late"], m["late_rate"]),
+            _with_rate(m["skipped"], m["skipped_rate"]),
+            m["errors"],
+            *[num(m["latency_ms"][q]) for q in ("p50", "p95", "p99")],
+        ]
+        for name, m in models.items()
+    ]
 
 
 def share_rows(counts: dict[str, int], total: int) -> list[list[Any]]:
@@ -219,8 +234,13 @@ def share_rows(counts: dict[str, int], total: int) -> list[list[Any]]:
 def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     cells = [head, *[[str(cell) for cell in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
-    return ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
-            strict=True))).rstrip() for row in cells]  # fmt: skip
+    return [
+        "  "
+        + "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in cells
+    ]
 
 
 def _spark(points: list[dict[str, Any]]) -> str:
@@ -238,8 +258,10 @@ def _days(hours: list[dict[str, Any]]) -> list[str]:
         day = when.strftime("%a %m-%d")
         first.setdefault(day, when.hour)
         days.setdefault(day, []).append(point["messages"])
-    return [f"  {day} |{' ' * first[day]}{_bars(values, top)}{' ' * (24 - first[day] - len(values))}| max {max(values)}"
-            for day, values in days.items()]  # fmt: skip
+    return [
+        f"  {day} |{' ' * first[day]}{_bars(values, top)}{' ' * (24 - first[day] - len(values))}| max {max(values)}"
+        for day, values in days.items()
+    ]
 
 
 def _bars(values: list[int], top: int) -> str:

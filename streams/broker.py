@@ -92,10 +92,7 @@ class LocalKafka:
             return cached
         _require("java", "Java 17 or newer is needed to run Kafka: apt-get install openjdk-17-jre-headless")
         _require("mvn", "Maven is needed to fetch Kafka from Maven Central: apt-get install maven")
-        self.progress(
-            f"resolving Apache Kafka {self.settings.kafka_version} from Maven Central "
-            "(first run only)"
-        )
+        self.progress(f"resolving Apache Kafka {self.settings.kafka_version} from Maven Central (first run only)")
         self.classpath_file.parent.mkdir(parents=True, exist_ok=True)
         self._run_maven()
         cached = self._cached_classpath()
@@ -112,11 +109,15 @@ class LocalKafka:
 
     def _run_maven(self) -> None:
         command = [
-            "mvn", "-B", "-f", str(INFRA_KAFKA / "pom.xml"),
+            "mvn",
+            "-B",
+            "-f",
+            str(INFRA_KAFKA / "pom.xml"),
             f"-Dmaven.repo.local={self.settings.home / 'm2'}",
             f"-Dkafka.version={self.settings.kafka_version}",
-            "dependency:build-classpath", f"-Dmdep.outputFile={self.classpath_file}",
-        ]  # fmt: skip
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={self.classpath_file}",
+        ]
         started, fetched = time.monotonic(), 0
         with self._maven_log().open("w") as logfile:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -145,10 +146,17 @@ class LocalKafka:
             return
         self.progress("formatting KRaft storage")
         result = subprocess.run(
-            self._java(classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
-                       "-c", str(self.root / "server.properties")),
-            capture_output=True, text=True,
-        )  # fmt: skip
+            self._java(
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={_cluster_id()}",
+                "-c",
+                str(self.root / "server.properties"),
+            ),
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
 
@@ -159,9 +167,11 @@ class LocalKafka:
         with (self.root / "broker.log").open("ab") as logfile:
             process = subprocess.Popen(
                 self._java(classpath, "kafka.Kafka", str(self.root / "server.properties")),
-                stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         (self.root / "broker.pid").write_text(str(process.pid))
         if not _wait(lambda: port_open(self.port) or process.poll() is not None, timeout_s):
             self.down()
@@ -172,26 +182,43 @@ class LocalKafka:
 
     def _java(self, classpath: str, main: str, *args: str) -> list[str]:
         log4j = INFRA_KAFKA / "log4j2.yaml"
-        return ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={log4j}",
-                "-cp", classpath, main, *args]  # fmt: skip
+        return [
+            "java",
+            "-Xms256m",
+            "-Xmx768m",
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            main,
+            *args,
+        ]
 
     def _properties(self, data: Path) -> str:
         port, controller = self.port, self.port + 1
         partitions = self.settings.partitions
-        return "\n".join([
-            "process.roles=broker,controller", "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={data}", f"num.partitions={partitions}",
-            "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "group.initial.rebalance.delay.ms=0", "auto.create.topics.enable=true",
-            "log.retention.hours=24", "",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={data}",
+                f"num.partitions={partitions}",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=8",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=true",
+                "log.retention.hours=24",
+                "",
+            ]
+        )
 
     def _pid(self) -> int | None:
         path = self.root / "broker.pid"
@@ -219,9 +246,7 @@ def port_open(port: int) -> bool:
 
 def _free_or_fail(port: int) -> None:
     if port_open(port):
-        raise BrokerError(
-            f"port {port} is taken by another program; stop it or set BANTER_LOCAL_KAFKA_PORT"
-        )
+        raise BrokerError(f"port {port} is taken by another program; stop it or set BANTER_LOCAL_KAFKA_PORT")
 
 
 def _alive(pid: int) -> bool:

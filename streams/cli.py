@@ -62,19 +62,22 @@ def _parser() -> argparse.ArgumentParser:
     analytics = _add(sub, "analytics", "windowed analytics over every partition (last hour, last week)", _analytics)
     analytics.add_argument("--json", action="store_true", help="the whole report as JSON, with every window")
     _add(sub, "gateway", "the HTTP gateway for platforms, and the web chat at /chat", _gateway)
-    contract = _add(sub, "contract", "write the wire contract (JSON Schemas, AsyncAPI, OpenAPI) under schemas/",
-                    _contract)  # fmt: skip
+    contract = _add(
+        sub, "contract", "write the wire contract (JSON Schemas, AsyncAPI, OpenAPI) under schemas/", _contract
+    )
     contract.add_argument("--check", action="store_true", help="only check that the files are up to date")
     # `banter bench --help` lists its options: they belong to benchmarks.bench, so this parser takes them all as is
-    bench = sub.add_parser("bench", help="the pipeline under load: reports/bench.{md,json,png}", add_help=False,
-                           prefix_chars="+")  # fmt: skip
+    bench = sub.add_parser(
+        "bench", help="the pipeline under load: reports/bench.{md,json,png}", add_help=False, prefix_chars="+"
+    )
     bench.add_argument("options", nargs="*")
     bench.set_defaults(run=_bench)
     return parser
 
 
-def _add(sub: argparse._SubParsersAction, name: str, help_: str,
-         run: Callable[[argparse.Namespace, Settings], int | None]) -> argparse.ArgumentParser:  # fmt: skip
+def _add(
+    sub: argparse._SubParsersAction, name: str, help_: str, run: Callable[[argparse.Namespace, Settings], int | None]
+) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_, description=help_)
     parser.set_defaults(run=run)
     return parser

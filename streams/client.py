@@ -14,7 +14,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -22,11 +21,16 @@ from schemas import Message, Reply, SchemaError, decode, encode
 from streams.kafka import kafka_options, partitions_of
 from streams.settings import Settings
 
+
 def new_message(text: str, conversation_id: str, user_id: str = "cli-user", platform: str = "cli") -> Message:
     return Message(
-        message_id=uuid.uuid4().hex, conversation_id=conversation_id, user_id=user_id,
-        platform=platform, text=text, sent_at=time.time(),
-    )  # fmt: skip
+        message_id=uuid.uuid4().hex,
+        conversation_id=conversation_id,
+        user_id=user_id,
+        platform=platform,
+        text=text,
+        sent_at=time.time(),
+    )
 
 
 class OncePerMessage:

@@ -22,8 +22,7 @@ def require_broker(settings: Settings) -> None:
     """Fail with the fix when no broker answers."""
     if settings.uses_local_broker and not port_open(settings.local_kafka_port):
         raise BrokerError(
-            f"no Kafka at {settings.bootstrap}: run `banter broker up`, "
-            "or set BANTER_KAFKA_BOOTSTRAP to your cluster"
+            f"no Kafka at {settings.bootstrap}: run `banter broker up`, or set BANTER_KAFKA_BOOTSTRAP to your cluster"
         )
 
 

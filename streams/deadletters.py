@@ -41,18 +41,33 @@ def clean(text: str, limit: int) -> str:
 
 
 def letter(
-    value: bytes, key: bytes | None, *, reason: str, detail: str, topic: str, partition: int, offset: int,
-    agent: str, at: float,
+    value: bytes,
+    key: bytes | None,
+    *,
+    reason: str,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    agent: str,
+    at: float,
 ) -> DeadLetter:
     """The dead letter of one input record, bounded by ``MAX_LETTER_BYTES`` whatever the record holds."""
     truncated = len(value) > HEAD_BYTES
     return DeadLetter(
-        reason=clean(reason, MAX_NAME_CHARS), detail=clean(detail, MAX_DETAIL_CHARS),
-        topic=clean(topic, MAX_NAME_CHARS), partition=partition, offset=offset, agent=clean(agent, MAX_NAME_CHARS),
-        original=base64.b64encode(value[:HEAD_BYTES]).decode("ascii"), at=at,
+        reason=clean(reason, MAX_NAME_CHARS),
+        detail=clean(detail, MAX_DETAIL_CHARS),
+        topic=clean(topic, MAX_NAME_CHARS),
+        partition=partition,
+        offset=offset,
+        agent=clean(agent, MAX_NAME_CHARS),
+        original=base64.b64encode(value[:HEAD_BYTES]).decode("ascii"),
+        at=at,
         key=key[:MAX_KEY_BYTES].decode("utf-8", "replace") if key is not None else None,
-        original_length=len(value), original_sha256=hashlib.sha256(value).hexdigest(), truncated=truncated,
-    )  # fmt: skip
+        original_length=len(value),
+        original_sha256=hashlib.sha256(value).hexdigest(),
+        truncated=truncated,
+    )
 
 
 def letter_key(key: bytes | None) -> bytes | None:
@@ -68,7 +83,10 @@ def minimal(dead: DeadLetter) -> DeadLetter:
 
 
 async def deliver(
-    send: Send, key: bytes | None, dead: DeadLetter, on_retry: Callable[[], None],
+    send: Send,
+    key: bytes | None,
+    dead: DeadLetter,
+    on_retry: Callable[[], None],
     sleep: Sleep = asyncio.sleep,
 ) -> int:
     """Send ``dead`` until the producer takes it; returns the failed tries. A failure is counted
@@ -82,8 +100,17 @@ async def deliver(
             return failures
         except Exception as exc:  # the producer's refusal: counted, logged, retried, never dropped
             on_retry()
-            log.error("dead letter not sent; retrying", extra={
-                "agent": dead.agent, "reason": dead.reason, "topic": dead.topic, "partition": dead.partition,
-                "offset": dead.offset, "error": type(exc).__name__, "tries": failures + 1})  # fmt: skip
+            log.error(
+                "dead letter not sent; retrying",
+                extra={
+                    "agent": dead.agent,
+                    "reason": dead.reason,
+                    "topic": dead.topic,
+                    "partition": dead.partition,
+                    "offset": dead.offset,
+                    "error": type(exc).__name__,
+                    "tries": failures + 1,
+                },
+            )
             await sleep(RETRY_DELAYS_S[min(failures, len(RETRY_DELAYS_S) - 1)])
             failures += 1

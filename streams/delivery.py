@@ -31,6 +31,7 @@ from streams import routing
 from streams.metrics import Metrics
 from streams.routing import Conversation, Outbox, RouterConfig
 
+
 class Step:
     """One state change: the conversations it touched (with their partitions) and what it will send."""
 
@@ -160,7 +161,9 @@ class Delivery:
     async def _send(self, box: Outbox) -> None:
         metrics = self.metrics
         for reply in box.replies:
-            self.acks[reply.message_id] = await self.replies.send(key=reply.conversation_id.encode(), value=encode(reply))
+            self.acks[reply.message_id] = await self.replies.send(
+                key=reply.conversation_id.encode(), value=encode(reply)
+            )
             metrics.replies.labels(reply.source).inc()
             metrics.end_to_end.labels(reply.source).observe(reply.latency_ms / 1000)
             if reply.fallback_reason:

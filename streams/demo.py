@@ -47,10 +47,11 @@ def run(settings: Settings) -> int:
         _metrics_excerpt(settings)
         worker.stop()
     sources = "canned, retrieval, generative or fallback"
-    progress(f"demo done in {time.monotonic() - started:.0f} s; median end-to-end latency "
-             f"{statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms ({sources} per reply)")
-    progress("keep going: `banter worker` in one terminal, `banter chat` in another; "
-             "`banter broker down` stops Kafka")  # fmt: skip
+    progress(
+        f"demo done in {time.monotonic() - started:.0f} s; median end-to-end latency "
+        f"{statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms ({sources} per reply)"
+    )
+    progress("keep going: `banter worker` in one terminal, `banter chat` in another; `banter broker down` stops Kafka")
     return 0
 
 
@@ -110,5 +111,3 @@ def _metrics_excerpt(settings: Settings) -> None:
     progress(f"metrics: {url} (Prometheus format); replies by source:")
     for line in lines:
         print(f"  {line}")
-
-

@@ -48,8 +48,9 @@ _HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "body_too_lar
 class ApiError(Exception):
     """An answer other than 2xx, with its machine-readable reason."""
 
-    def __init__(self, status: int, reason: str, detail: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, status: int, reason: str, detail: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{status} {reason}: {detail}")
         self.body = ErrorBody(ErrorDetail(status, reason, detail, field))
         self.headers = headers or {}
@@ -58,21 +59,27 @@ class ApiError(Exception):
 class Gateway:
     """The routes and their state; ``relay`` is the Kafka side (started apart, see ``serve``)."""
 
-    def __init__(self, settings: Settings, relay_factory: Callable[..., Relay] = Relay,
-                 registry: CollectorRegistry | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, relay_factory: Callable[..., Relay] = Relay, registry: CollectorRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = GatewayMetrics(registry or CollectorRegistry())
         self.tokens = settings.gateway_token_map()
         self.ledger = Ledger(settings.gateway_remember)
         self.conversations = Conversations(settings.gateway_conversations, settings.gateway_history_turns)
         self.limits = RateLimits(settings.gateway_rate_per_s, settings.gateway_burst)
-        self.webhooks = Webhooks(settings.gateway_webhook_map(), self.tokens,
-                                 on_outcome=lambda outcome: self.metrics.webhooks.labels(outcome).inc())  # fmt: skip
+        self.webhooks = Webhooks(
+            settings.gateway_webhook_map(),
+            self.tokens,
+            on_outcome=lambda outcome: self.metrics.webhooks.labels(outcome).inc(),
+        )
         self.relay = relay_factory(settings, self.ledger, self.conversations, self._replied)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.gateway_max_body_bytes,
-                              middlewares=[self._measured, _errors, self._authorised])  # fmt: skip
+        app = web.Application(
+            client_max_size=self.settings.gateway_max_body_bytes,
+            middlewares=[self._measured, _errors, self._authorised],
+        )
         app.router.add_post("/v1/messages", self.post_message)
         app.router.add_get("/v1/messages/{message_id}", self.get_message)
         app.router.add_get("/v1/conversations/{conversation_id}", self.get_conversation)
@@ -101,8 +108,12 @@ class Gateway:
         request[PLATFORM] = platform or ""
         wait_s = self.limits.take(platform or f"ip:{request.remote}")
         if wait_s > 0:
-            raise ApiError(429, "rate_limited", "over this token's request rate",
-                           headers={"Retry-After": str(max(1, round(wait_s + 0.5)))})  # fmt: skip
+            raise ApiError(
+                429,
+                "rate_limited",
+                "over this token's request rate",
+                headers={"Retry-After": str(max(1, round(wait_s + 0.5)))},
+            )
         return await handler(request)
 
     def _platform_of(self, authorization: str) -> str | None:
@@ -115,19 +126,25 @@ class Gateway:
             if hmac.compare_digest(offered.strip().encode(), token.encode()) and scheme.lower() == "bearer":
                 found = platform
         if found is None:
-            raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <your platform token>'",
-                           headers={"WWW-Authenticate": 'Bearer realm="banter"'})  # fmt: skip
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send 'Authorization: Bearer <your platform token>'",
+                headers={"WWW-Authenticate": 'Bearer realm="banter"'},
+            )
         return found
 
     async def post_message(self, request: web.Request) -> web.Response:
         message = self._message(await request.read(), request[PLATFORM])
-        wait_ms = min(_wait_ms(request.query.get("wait_ms"), self.settings.gateway_wait_ms),
-                      self.settings.gateway_max_wait_ms)  # fmt: skip
+        wait_ms = min(
+            _wait_ms(request.query.get("wait_ms"), self.settings.gateway_wait_ms), self.settings.gateway_max_wait_ms
+        )
         try:
             entry, new = self.ledger.admit(message)
         except Conflict:
-            raise ApiError(409, "message_id_reused", "this message_id was sent with a different body",
-                           "message_id") from None  # fmt: skip
+            raise ApiError(
+                409, "message_id_reused", "this message_id was sent with a different body", "message_id"
+            ) from None
         await self._produced(entry, message, new)
         if not new:
             self.metrics.messages.labels("retried").inc()
@@ -149,10 +166,12 @@ class Gateway:
                 raise ApiError(403, "wrong_platform", f"this token is for platform {platform!r}", "platform")
             message = Message(
                 message_id=request.message_id if request.message_id is not None else uuid.uuid4().hex,
-                conversation_id=request.conversation_id, user_id=request.user_id,
-                platform=request.platform or platform or "web", text=request.text,
+                conversation_id=request.conversation_id,
+                user_id=request.user_id,
+                platform=request.platform or platform or "web",
+                text=request.text,
                 sent_at=request.sent_at if request.sent_at is not None else time.time(),
-            )  # fmt: skip
+            )
             message.check()
         except SchemaError as exc:
             raise ApiError(400, exc.reason, exc.detail or exc.reason, _field_of(exc)) from None

@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas import Event, Message, Reply, SchemaError, decode, encode
 from schemas.http import ConversationTurn
-from streams.kafka import kafka_options, partitions_of
 from streams.gateway_state import Conversations, Entry, Ledger
+from streams.kafka import kafka_options, partitions_of
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,9 @@ READ = ("messages", "replies", "events")
 class Relay:
     """Produces messages; reads what happens to them into ``ledger`` and ``conversations``."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, conversations: Conversations,
-                 on_reply: Callable[[Entry], None]) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, ledger: Ledger, conversations: Conversations, on_reply: Callable[[Entry], None]
+    ) -> None:
         self.settings, self.ledger, self.conversations, self.on_reply = settings, ledger, conversations, on_reply
         self._producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=0, enable_idempotence=True)
         self._consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)

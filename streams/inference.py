@@ -152,10 +152,17 @@ def _versions(model: Any, stage: Stage) -> dict[str, str]:
 def _output(stage: Stage, model: Any, turn: Turn, latency_ms: float, **fields: Any) -> ModelOutput:
     versions = _versions(model, stage) if len(stage.parts) > 1 else None
     return ModelOutput(
-        message_id=turn.message_id, conversation_id=turn.conversation_id, model=stage.model,
-        version=model.version, kind=stage.kind, latency_ms=round(latency_ms, 3),
-        produced_at=time.time(), turn=turn_ref(turn), versions=versions, **fields,
-    )  # fmt: skip
+        message_id=turn.message_id,
+        conversation_id=turn.conversation_id,
+        model=stage.model,
+        version=model.version,
+        kind=stage.kind,
+        latency_ms=round(latency_ms, 3),
+        produced_at=time.time(),
+        turn=turn_ref(turn),
+        versions=versions,
+        **fields,
+    )
 
 
 def _ok(stage: Stage, model: Any, turn: Turn, prediction: Any, seconds: float) -> ModelOutput:

@@ -68,7 +68,9 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], wait_
         ready = [
             t
             for t in described
-            if not t.get("error_code") and t.get("partitions") and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+            if not t.get("error_code")
+            and t.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"])
         ]
         if len(ready) == len(topics):
             return

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import faust
 import orjson
 from aiokafka.errors import KafkaError
-import faust
 from faust.web import Request, Response, View
 from mode import Service
 
@@ -50,8 +50,9 @@ class AnalyticsReader(Service):
             log.warning("analytics changelog not read to its end yet", extra={"error": str(exc)})
             complete = False
         except KafkaError as exc:  # the broker away or the topic changed: a fresh consumer next time
-            log.warning("analytics changelog unreadable; answering with the records read before", extra={
-                "error": repr(exc)})  # fmt: skip
+            log.warning(
+                "analytics changelog unreadable; answering with the records read before", extra={"error": repr(exc)}
+            )
             await self.windows.stop()
             complete = False
         held = sorted(tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.events_topic)
@@ -91,8 +92,10 @@ def install(app: faust.App, settings: Settings, models: ModelService) -> None:
 def render_page(report: dict[str, Any]) -> str:
     hour, week = report["last_hour"], report["last_week"]
     partitions = ", ".join(map(str, report["partitions"])) or "none yet"
-    meta = f"{reader.stamp(report)} · partitions reporting: {partitions} · held by this worker: " \
-           f"{', '.join(map(str, report.get('held_here', []))) or 'none'}"  # fmt: skip
+    meta = (
+        f"{reader.stamp(report)} · partitions reporting: {partitions} · held by this worker: "
+        f"{', '.join(map(str, report.get('held_here', []))) or 'none'}"
+    )
     if not report.get("complete", True):
         meta += " · partial: the changelog is still being read, reload for the rest"
     parts = {

@@ -258,7 +258,9 @@ def candidates_of(output: ModelOutput) -> dict[str, ModelOutput]:
     if output.kind != "understanding":
         return {output.model: kept}
     versions = output.versions or {}
-    intent = replace(kept, model="intent", kind="intent", version=versions.get("intent", output.version), **REPLY_FIELDS)
+    intent = replace(
+        kept, model="intent", kind="intent", version=versions.get("intent", output.version), **REPLY_FIELDS
+    )
     reply = replace(
         kept, model="responder", kind="reply", version=versions.get("responder", output.version), **INTENT_FIELDS
     )

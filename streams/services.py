@@ -62,8 +62,10 @@ class ModelService(Service):
         self._loaded[name].set()
         for part, version in getattr(model, "versions", {name: model.version}).items():
             self.metrics.model_info.labels(part).info({"version": version})  # intent and responder: one model each
-        log.info("model loaded", extra={"model": name, "version": model.version,
-                                        "seconds": round(time.monotonic() - started, 2)})
+        log.info(
+            "model loaded",
+            extra={"model": name, "version": model.version, "seconds": round(time.monotonic() - started, 2)},
+        )
 
     async def on_stop(self) -> None:
         for executor in self._executors.values():

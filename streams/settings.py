@@ -42,9 +42,7 @@ class Settings:
     kafka_password: Secret = _setting(Secret(""), "BANTER_KAFKA_PASSWORD", "SASL/PLAIN password")
     kafka_version: str = _setting("4.4.0", "BANTER_KAFKA_VERSION", "Apache Kafka for the local broker")
     local_kafka_port: int = _setting(19092, "BANTER_LOCAL_KAFKA_PORT", "local broker's client port")
-    home: Path = _setting(
-        Path.home() / ".cache" / "banter", "BANTER_HOME", "cache: Kafka jars, broker data, models"
-    )
+    home: Path = _setting(Path.home() / ".cache" / "banter", "BANTER_HOME", "cache: Kafka jars, broker data, models")
     app_id: str = _setting("banter", "BANTER_APP_ID", "Faust app id = Kafka consumer group")
     topic_prefix: str = _setting("banter", "BANTER_TOPIC_PREFIX", "prefix of every topic name")
     partitions: int = _setting(8, "BANTER_PARTITIONS", "partitions of every banter topic")
@@ -54,9 +52,7 @@ class Settings:
     )
     web_host: str = _setting("127.0.0.1", "BANTER_WEB_HOST", "worker web server host (/metrics)")
     web_port: int = _setting(6066, "BANTER_WEB_PORT", "worker web server port (/metrics)")
-    roles: str = _setting(
-        "all", "BANTER_ROLES", "agents this worker runs: all, or a comma list of agent names"
-    )
+    roles: str = _setting("all", "BANTER_ROLES", "agents this worker runs: all, or a comma list of agent names")
     budget_ms: float = _setting(1000.0, "BANTER_BUDGET_MS", "latency budget per message")
     platform_budgets_ms: str = _setting(
         "", "BANTER_PLATFORM_BUDGETS_MS", "per-platform budgets, e.g. 'web=800,messenger=1500'"
@@ -68,7 +64,8 @@ class Settings:
         0.7, "BANTER_CANNED_CONFIDENCE", "intent confidence that earns a canned reply at once"
     )
     accept_quality: float = _setting(
-        -1.0, "BANTER_ACCEPT_QUALITY",
+        -1.0,
+        "BANTER_ACCEPT_QUALITY",
         "a retrieval reply this good is sent without waiting for the generator; -1 = the selector's fitted value",
     )
     latency_quantile: float = _setting(
@@ -81,7 +78,8 @@ class Settings:
         1, "BANTER_PRODUCER_LINGER_MS", "how long the producer gathers records into one request (latency vs. load)"
     )
     late_wait_ms: float = _setting(
-        30000.0, "BANTER_LATE_WAIT_MS",
+        30000.0,
+        "BANTER_LATE_WAIT_MS",
         "past its deadline a message still waits this long for intent and retrieval before the fallback line",
     )
     shadow_grace_ms: float = _setting(
@@ -91,19 +89,16 @@ class Settings:
     precision: str = _setting("fp32", "BANTER_PRECISION", "encoder precision: fp32 or int8")
     ort_threads: int = _setting(1, "BANTER_ORT_THREADS", "onnxruntime intra-op threads")
     generator: str = _setting("", "BANTER_GENERATOR", "causal LM HF id or path; empty = SmolLM2-135M-Instruct")
-    generator_max_new_tokens: int = _setting(
-        32, "BANTER_GENERATOR_MAX_NEW_TOKENS", "cap on generated tokens"
-    )
-    generator_max_time_s: float = _setting(
-        0.6, "BANTER_GENERATOR_MAX_TIME_S", "cap on one generation's wall time"
-    )
+    generator_max_new_tokens: int = _setting(32, "BANTER_GENERATOR_MAX_NEW_TOKENS", "cap on generated tokens")
+    generator_max_time_s: float = _setting(0.6, "BANTER_GENERATOR_MAX_TIME_S", "cap on one generation's wall time")
     generator_threads: int = _setting(
         1, "BANTER_GENERATOR_THREADS", "CTranslate2 threads for the generator (the rest serve the encoder and the loop)"
     )
     gateway_host: str = _setting("127.0.0.1", "BANTER_GATEWAY_HOST", "HTTP gateway host (`banter gateway`)")
     gateway_port: int = _setting(8066, "BANTER_GATEWAY_PORT", "HTTP gateway port")
     gateway_tokens: Secret = _setting(
-        Secret(""), "BANTER_GATEWAY_TOKENS",
+        Secret(""),
+        "BANTER_GATEWAY_TOKENS",
         "gateway bearer token per platform, 'web=secret1,messenger=secret2'; empty = no auth (local use only)",
     )
     gateway_wait_ms: float = _setting(
@@ -177,10 +172,7 @@ class Settings:
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(variable, value, doc) for each setting; secrets stay hidden."""
-        return [
-            (f.metadata["env"], str(getattr(self, f.name)), f.metadata["doc"])
-            for f in dataclasses.fields(self)
-        ]
+        return [(f.metadata["env"], str(getattr(self, f.name)), f.metadata["doc"]) for f in dataclasses.fields(self)]
 
 
 def _parse(raw: str, kind: Any, name: str) -> Any:

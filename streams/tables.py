@@ -33,6 +33,9 @@ def write(table: TableT, key: bytes, value: Any, partition: int) -> None:
 # banter.events partition; readers of every partition read the changelog (streams.analytics), so it is
 # kept short: small segments, compacted eagerly, tombstones gone after a minute
 analytics: TableT = app.Table(
-    "analytics_windows", default=None, partitions=settings.partitions, key_type=bytes,
+    "analytics_windows",
+    default=None,
+    partitions=settings.partitions,
+    key_type=bytes,
     extra_topic_configs={"segment.ms": 60_000, "min.cleanable.dirty.ratio": 0.01, "delete.retention.ms": 60_000},
-)  # fmt: skip
+)

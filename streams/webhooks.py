@@ -42,9 +42,16 @@ def verify(header: str, body: bytes, key: str, tolerance_s: float = 300.0, now: 
 class Webhooks:
     """Delivers bodies to platforms' URLs in the background; at most ``concurrency`` at once."""
 
-    def __init__(self, urls: dict[str, str], keys: dict[str, str], attempts: int = 5,
-                 backoff_s: float = 0.5, timeout_s: float = 5.0, concurrency: int = 64,
-                 on_outcome: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        urls: dict[str, str],
+        keys: dict[str, str],
+        attempts: int = 5,
+        backoff_s: float = 0.5,
+        timeout_s: float = 5.0,
+        concurrency: int = 64,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
         self.urls, self.keys, self.on_outcome = urls, keys, on_outcome
         self.attempts, self.backoff_s, self.timeout_s = attempts, backoff_s, timeout_s
         self._slots = asyncio.Semaphore(concurrency)

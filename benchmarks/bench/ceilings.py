@@ -25,8 +25,9 @@ MIN_SECONDS = 3.0
 GENERATOR_SECONDS = 8.0
 
 
-def messages_per_second(run_batch: Callable[[Sequence[int]], object], count: int, batch: int,
-                        seconds: float = MIN_SECONDS) -> float:  # fmt: skip
+def messages_per_second(
+    run_batch: Callable[[Sequence[int]], object], count: int, batch: int, seconds: float = MIN_SECONDS
+) -> float:
     """Messages/s of ``run_batch`` over index batches of ``count`` items, repeated for ``seconds`` at least."""
     run_batch(range(min(batch, count)))  # warm-up: first-call allocations stay out of the figure
     done, began = 0, time.perf_counter()
@@ -47,8 +48,9 @@ def dialogues(messages: Sequence[Planned], turns: int = 6) -> list[Dialogue]:
     return out
 
 
-def measure(settings: Settings, messages: Sequence[Planned], batch: int, generator_batch: int,
-            progress: Progress) -> ModelCeilings:  # fmt: skip
+def measure(
+    settings: Settings, messages: Sequence[Planned], batch: int, generator_batch: int, progress: Progress
+) -> ModelCeilings:
     """Load the models as a worker does and time them on ``messages``."""
     config = model_config(settings)
     texts = [m.text for m in messages]
@@ -59,15 +61,20 @@ def measure(settings: Settings, messages: Sequence[Planned], batch: int, generat
         "encoder_mps": _encoder_only(intent, texts, batch),
         "nongen_mps": messages_per_second(
             lambda ix: (intent.predict([texts[i] for i in ix]), responder.predict([dials[i] for i in ix])),
-            len(texts), batch),
+            len(texts),
+            batch,
+        ),
         "nongen_shared_mps": _shared(intent, responder, texts, dials, batch),
-    }  # fmt: skip
+    }
     progress("ceilings: " + ", ".join(f"{k} {v:.1f}" for k, v in found.items() if v is not None))
     try:
         generator = registry.load("generator", config)
-        found["generator_mps"] = messages_per_second(lambda ix: generator.predict([dials[i] for i in ix]),
-                                                     min(len(dials), 4 * generator_batch), generator_batch,
-                                                     GENERATOR_SECONDS)  # fmt: skip
+        found["generator_mps"] = messages_per_second(
+            lambda ix: generator.predict([dials[i] for i in ix]),
+            min(len(dials), 4 * generator_batch),
+            generator_batch,
+            GENERATOR_SECONDS,
+        )
     except Exception as exc:  # a missing generator leaves its ceiling out, not the others
         progress(f"ceilings: no generator ({exc})")
         return ModelCeilings(batch=batch, error=f"generator: {exc}", **found)

@@ -34,7 +34,7 @@ ROLE_CALL = re.compile(r"""@(?:agent|timer)\(\s*["']([a-z_]+)["']""")
 
 
 def agent_roles(agents_dir: Path = ROOT / "agents") -> set[str]:
-    """Role names the agents register under (``@agent("name", ...)``, ``@timer("name", ...)``), read from their source."""
+    """Role names the agents register under (``@agent("name", ...)``, ``@timer("name", ...)``), from their source."""
     return {m for path in agents_dir.glob("*.py") for m in ROLE_CALL.findall(path.read_text())}
 
 
@@ -67,8 +67,11 @@ def configurations(warn: Progress) -> dict[str, tuple[WorkerSpec, ...]]:
     the generator).
     """
     rest = non_generator_roles(agent_roles(), warn)
-    return {"one": (WorkerSpec("all"),), "two": (WorkerSpec("all"), WorkerSpec("all")),
-            "split": (WorkerSpec(GENERATOR, own_group=True), WorkerSpec(rest))}  # fmt: skip
+    return {
+        "one": (WorkerSpec("all"),),
+        "two": (WorkerSpec("all"), WorkerSpec("all")),
+        "split": (WorkerSpec(GENERATOR, own_group=True), WorkerSpec(rest)),
+    }
 
 
 @contextmanager
@@ -131,8 +134,9 @@ class Deployment:
             log.unlink(missing_ok=True)  # WorkerProcess appends: a log holds this run's worker only
             self.workers.append(WorkerProcess(env, log).start())
             self.ports.append(port)
-            progress(f"{self.name}: worker {i} (roles {spec.describe()}) on web port {port}, "
-                     f"log {self.workers[-1].log_path}")  # fmt: skip
+            progress(
+                f"{self.name}: worker {i} (roles {spec.describe()}) on web port {port}, log {self.workers[-1].log_path}"
+            )
         deadline = time.monotonic() + timeout_s
         for worker, port in zip(self.workers, self.ports, strict=True):
             _wait_ready(worker, port, deadline)
@@ -144,8 +148,9 @@ class Deployment:
         for i, worker in enumerate(self.workers):
             if not worker.alive:
                 code = worker.process.returncode if worker.process else None
-                raise RuntimeError(f"worker {i} exited (code {code}): {first_error(worker.log_path)} "
-                                   f"(log {worker.log_path})")  # fmt: skip
+                raise RuntimeError(
+                    f"worker {i} exited (code {code}): {first_error(worker.log_path)} (log {worker.log_path})"
+                )
 
     def stop(self) -> None:
         for worker in self.workers:

@@ -31,8 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress(f"warning: {warning}")
     signal.signal(signal.SIGTERM, _interrupt)  # stop the workers and the broker as on Ctrl-C
     (plan.out / "bench-logs").mkdir(parents=True, exist_ok=True)
-    result = BenchResult(command=shlex.join(["banter", "bench", *args]), cores=os.cpu_count() or 1,
-                         budget_ms=Settings.from_env(environ).budget_for(PLATFORM))  # fmt: skip
+    result = BenchResult(
+        command=shlex.join(["banter", "bench", *args]),
+        cores=os.cpu_count() or 1,
+        budget_ms=Settings.from_env(environ).budget_for(PLATFORM),
+    )
     try:
         run(plan, environ, result, progress)
     finally:

@@ -38,8 +38,9 @@ async def create_topic(settings: Settings, name: str) -> None:
         await admin.close()
 
 
-async def run(settings: Settings, rates: Sequence[float], seconds: float, burst: int, warmup: float,
-              progress: Progress) -> list[EchoSummary]:  # fmt: skip
+async def run(
+    settings: Settings, rates: Sequence[float], seconds: float, burst: int, warmup: float, progress: Progress
+) -> list[EchoSummary]:
     """One summary per rate, then the burst's."""
     topic = settings.topic("echo")
     await create_topic(settings, topic)
@@ -63,8 +64,9 @@ async def run(settings: Settings, rates: Sequence[float], seconds: float, burst:
         await producer.stop()
 
 
-async def _one(producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, topic: str, rate: float,
-               count: int, warmup: float) -> EchoSummary:  # fmt: skip
+async def _one(
+    producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, topic: str, rate: float, count: int, warmup: float
+) -> EchoSummary:
     record = PhaseRecord()
     reader = asyncio.create_task(_read(consumer, record))
     acks: list[asyncio.Future[object]] = []

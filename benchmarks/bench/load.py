@@ -74,8 +74,11 @@ class Phase:
         try:
             await self._producer.start()
             await self._replies.start()
-            tps = [tp for name in ("replies", "deadletter")
-                   for tp in await partitions_of(self._replies, self.settings.topic(name))]  # fmt: skip
+            tps = [
+                tp
+                for name in ("replies", "deadletter")
+                for tp in await partitions_of(self._replies, self.settings.topic(name))
+            ]
             self._replies.assign(tps)
             await at_end(self._replies, tps)
         except BaseException:
@@ -84,8 +87,9 @@ class Phase:
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._report())]
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:  # fmt: skip
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -104,8 +108,9 @@ class Phase:
             message = new_message(planned.text, conversation, f"{conversation}-user", platform="bench")
             self.record.kinds[message.message_id] = planned.kind
             self.record.sent[message.message_id] = time.time()
-            acks.append(await self._producer.send(self.settings.topic("messages"), encode(message),
-                                                  key=conversation.encode()))  # fmt: skip
+            acks.append(
+                await self._producer.send(self.settings.topic("messages"), encode(message), key=conversation.encode())
+            )
 
         await pace(len(messages), rate, send)
         results = await asyncio.gather(*acks, return_exceptions=True)
@@ -153,7 +158,8 @@ class Phase:
         e2e = [(s.arrived_at - record.sent[m]) * 1000.0 for m, s in record.replies.items()]
         fallback = sum(s.source == "fallback" for s in record.replies.values())
         answered = len(record.replies)
-        return (f"{self.label} @ {self.rate:g}/s: sent {len(record.sent)}/{self._planned}, "
-                f"answered {answered}, p99 {percentile(e2e, 0.99):.0f} ms, "
-                f"fallback {100 * fallback / max(1, answered):.1f}%")  # fmt: skip
-
+        return (
+            f"{self.label} @ {self.rate:g}/s: sent {len(record.sent)}/{self._planned}, "
+            f"answered {answered}, p99 {percentile(e2e, 0.99):.0f} ms, "
+            f"fallback {100 * fallback / max(1, answered):.1f}%"
+        )

@@ -106,7 +106,7 @@ def _pgid_of(pid: int, proc: Path) -> int | None:
         stat = (proc / str(pid) / "stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return int(fields[2]) if len(fields) > 2 else None
 
 
@@ -142,8 +142,9 @@ class Sampler:
         self._task = asyncio.create_task(self._run())
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:  # fmt: skip
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

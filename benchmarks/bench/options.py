@@ -34,8 +34,11 @@ def _names(allowed: Sequence[str]) -> argparse._ActionType:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="banter bench", description="Offer chat messages at fixed rates to real "
-                                "workers through Kafka; write reports/bench.{json,md,png}.")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="banter bench",
+        description="Offer chat messages at fixed rates to real "
+        "workers through Kafka; write reports/bench.{json,md,png}.",
+    )
     load = p.add_argument_group("load")
     load.add_argument("--rates", type=_floats, default=(20.0, 50.0, 100.0, 150.0), help="offered msg/s, a comma list")
     load.add_argument("--duration", type=float, default=30.0, help="seconds of sending per rate")
@@ -55,8 +58,12 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--overload-factor", type=float, default=2.0)
     what.add_argument("--no-overload", action="store_true")
     what.add_argument("--light-messages", type=int, default=20, help="canned messages at 1 msg/s (0: none)")
-    what.add_argument("--baseline-rate", type=float, default=None,
-                      help="offered msg/s of the unbatched worker (default: the most `one` was offered)")
+    what.add_argument(
+        "--baseline-rate",
+        type=float,
+        default=None,
+        help="offered msg/s of the unbatched worker (default: the most `one` was offered)",
+    )
     what.add_argument("--baseline-duration", type=float, default=None, help="default: --duration")
     what.add_argument("--echo-duration", type=float, default=10.0, help="seconds per rate of the Kafka echo")
     what.add_argument("--echo-burst", type=int, default=2000, help="messages of the unpaced echo burst")
@@ -128,8 +135,10 @@ class Plan:
         short = [r for r in self.rates if self.count(r) / self.conversations_for(self.count(r)) < MIN_TURNS]
         if not short:
             return []
-        return [f"conversations at {', '.join(f'{r:g}' for r in short)} msg/s have fewer than {MIN_TURNS} turns: "
-                "the router prefers the generator only from turn 6"]  # fmt: skip
+        return [
+            f"conversations at {', '.join(f'{r:g}' for r in short)} msg/s have fewer than {MIN_TURNS} turns: "
+            "the router prefers the generator only from turn 6"
+        ]
 
 
 def plan(argv: Sequence[str]) -> Plan:

@@ -45,11 +45,19 @@ def _latency(ax: Axes, config: ConfigResult, budget_ms: float) -> None:
     """The sweep as lines; the overload phase (a separate run after it) as unconnected markers."""
     sweep = sorted(config.sweep, key=lambda p: p.offered_rps)
     for name, marker in PERCENTILES:
-        line = ax.plot([p.offered_rps for p in sweep], [getattr(p.e2e_ms, name) for p in sweep], marker=marker,
-                       label=name)  # fmt: skip
+        line = ax.plot(
+            [p.offered_rps for p in sweep], [getattr(p.e2e_ms, name) for p in sweep], marker=marker, label=name
+        )
         if config.overload is not None:
-            ax.plot([config.overload.offered_rps], [getattr(config.overload.e2e_ms, name)], marker=marker,
-                    linestyle="none", markerfacecolor="none", markersize=9, color=line[0].get_color())  # fmt: skip
+            ax.plot(
+                [config.overload.offered_rps],
+                [getattr(config.overload.e2e_ms, name)],
+                marker=marker,
+                linestyle="none",
+                markerfacecolor="none",
+                markersize=9,
+                color=line[0].get_color(),
+            )
     ax.axhline(budget_ms, color="grey", linestyle="--", label="budget")
     ax.set(title=f"{config.name}: end-to-end latency (hollow: overload)", xlabel="offered msg/s", ylabel="ms")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))

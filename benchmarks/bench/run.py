@@ -27,15 +27,17 @@ def run(plan: Plan, environ: dict[str, str], result: BenchResult, progress: Prog
     logs = plan.out / "bench-logs"
     if "models" in plan.ceilings:
         messages = workload.plan(MODEL_SAMPLE, MODEL_SAMPLE // 12, plan.canned_share, plan.seed)
-        result.models = ceilings.measure(Settings.from_env(environ), messages, plan.batch, plan.generator_batch,
-                                         progress)  # fmt: skip
+        result.models = ceilings.measure(
+            Settings.from_env(environ), messages, plan.batch, plan.generator_batch, progress
+        )
     if not (plan.configs or {"echo", "baseline"} & set(plan.ceilings)):
         return
     with broker(environ, plan.port, progress, plan.keep_broker) as env:
         if "echo" in plan.ceilings:
             settings = Settings.from_env({**env, "BANTER_TOPIC_PREFIX": f"bench-echo-{uuid.uuid4().hex[:6]}"})
-            result.echo = asyncio.run(echo.run(settings, plan.rates, plan.echo_duration, plan.echo_burst,
-                                               plan.warmup, progress))  # fmt: skip
+            result.echo = asyncio.run(
+                echo.run(settings, plan.rates, plan.echo_duration, plan.echo_burst, plan.warmup, progress)
+            )
         ports = Ports(plan.web_port)
         roles = configurations(progress) if plan.configs else {}
         for name in plan.configs:
@@ -84,13 +86,21 @@ def baseline(deployment: Deployment, plan: Plan, rate: float, ports: Ports, prog
         deployment.stop()
 
 
-def phase(deployment: Deployment, plan: Plan, label: str, messages: Sequence[workload.Planned], rate: float,
-          progress: Progress) -> PhaseSummary:  # fmt: skip
+def phase(
+    deployment: Deployment,
+    plan: Plan,
+    label: str,
+    messages: Sequence[workload.Planned],
+    rate: float,
+    progress: Progress,
+) -> PhaseSummary:
     """Offer ``messages`` at ``rate`` to the deployment, drain, and sum it up."""
 
     async def go() -> tuple[Phase, Health]:
-        async with (Sampler(deployment.probes()) as sampler,
-                    Phase(deployment.settings, f"{deployment.name} {label}", progress) as load):
+        async with (
+            Sampler(deployment.probes()) as sampler,
+            Phase(deployment.settings, f"{deployment.name} {label}", progress) as load,
+        ):
             progress(f"{deployment.name} {label}: {len(messages)} messages at {rate:g}/s")
             await load.offer(messages, rate)
             await load.drain(plan.drain)

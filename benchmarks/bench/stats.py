@@ -112,5 +112,4 @@ def is_sustained(offered: float, throughput: float, p99_ms: float, fallback_shar
     """The offered rate held: enough replies/s, p99 within budget, few fallback lines."""
     if not offered > 0 or math.isnan(throughput) or math.isnan(p99_ms):
         return False
-    return (throughput >= SUSTAINED_SHARE * offered and p99_ms <= budget_ms
-            and fallback_share < MAX_FALLBACK_SHARE)  # fmt: skip
+    return throughput >= SUSTAINED_SHARE * offered and p99_ms <= budget_ms and fallback_share < MAX_FALLBACK_SHARE

@@ -45,8 +45,15 @@ class PhaseSummary:
     health: Health = field(default_factory=Health)
 
 
-def summarise(record: PhaseRecord, config: str, phase: str, offered: float, budget_ms: float,
-              warmup: float, health: Health | None = None) -> PhaseSummary:  # fmt: skip
+def summarise(
+    record: PhaseRecord,
+    config: str,
+    phase: str,
+    offered: float,
+    budget_ms: float,
+    warmup: float,
+    health: Health | None = None,
+) -> PhaseSummary:
     """Every figure of a phase; ``warmup`` is the share of the sending period left out of rates."""
     window = steady_window(record.sent.values(), warmup)
     replies = list(record.replies.values())
@@ -54,20 +61,34 @@ def summarise(record: PhaseRecord, config: str, phase: str, offered: float, budg
     share = shares(seen.source for seen in replies)
     e2e = Latency.of(end_to_end_ms(record))
     throughput = rate_in((r.arrived_at for r in replies), window)
-    canned = [(r.arrived_at - record.sent[r.message_id]) * 1000.0 for r in replies
-              if r.source == "canned" and r.message_id in record.sent]  # fmt: skip
+    canned = [
+        (r.arrived_at - record.sent[r.message_id]) * 1000.0
+        for r in replies
+        if r.source == "canned" and r.message_id in record.sent
+    ]
     return PhaseSummary(
-        config=config, phase=phase, offered_rps=offered, sent=len(record.sent), answered=len(replies),
+        config=config,
+        phase=phase,
+        offered_rps=offered,
+        sent=len(record.sent),
+        answered=len(replies),
         unanswered=len(record.sent) - sum(mid in record.replies for mid in record.sent),
-        duplicates=record.duplicates, send_errors=record.send_errors,
-        seconds=_span(record), achieved_rps=_achieved(record), throughput_rps=throughput,
+        duplicates=record.duplicates,
+        send_errors=record.send_errors,
+        seconds=_span(record),
+        achieved_rps=_achieved(record),
+        throughput_rps=throughput,
         model_rps=rate_in((r.arrived_at for r in replies if r.source != "fallback"), window),
-        e2e_ms=e2e, reply_ms=Latency.of([r.latency_ms for r in replies]), sources=dict(by_source), shares=share,
-        fallback_share=share["fallback"], generator_share=share["generative"],
+        e2e_ms=e2e,
+        reply_ms=Latency.of([r.latency_ms for r in replies]),
+        sources=dict(by_source),
+        shares=share,
+        fallback_share=share["fallback"],
+        generator_share=share["generative"],
         canned_p50_ms=Latency.of(canned).p50,
         sustained=is_sustained(offered, throughput, e2e.p99, share["fallback"], budget_ms),
         health=health or Health(),
-    )  # fmt: skip
+    )
 
 
 def _span(record: PhaseRecord) -> float:

@@ -22,8 +22,13 @@ def checks(result: BenchResult) -> list[Check]:
     """Every target, in the issue's order; a configuration that failed says so in its figures."""
     one = result.config(ONE)
     overloads = [check_overload(c) for c in result.configs if c.overload is not None]
-    found = [check_throughput(one), *overloads, check_efficiency(one, result),
-             check_light(one.light if one else None), check_memory(result)]  # fmt: skip
+    found = [
+        check_throughput(one),
+        *overloads,
+        check_efficiency(one, result),
+        check_light(one.light if one else None),
+        check_memory(result),
+    ]
     failed = [f"`{c.name}`: {c.error}" for c in result.configs if c.error]
     if failed:  # the figures above are those measured before the failure
         found.append(Check("every configuration ran to the end", "; ".join(failed), False))
@@ -39,8 +44,10 @@ def check_throughput(one: ConfigResult | None) -> Check:
     best = one.highest_sustained()
     if best is None:
         return Check(name, f"no offered rate sustained; generator share {gen}", False)
-    figure = (f"highest sustained {best.offered_rps:g} msg/s ({best.throughput_rps:.1f} replies/s, "
-              f"p99 {best.e2e_ms.p99:.0f} ms, fallback {_pct(best.fallback_share)}); generator share {gen}")
+    figure = (
+        f"highest sustained {best.offered_rps:g} msg/s ({best.throughput_rps:.1f} replies/s, "
+        f"p99 {best.e2e_ms.p99:.0f} ms, fallback {_pct(best.fallback_share)}); generator share {gen}"
+    )
     return Check(name, figure, best.offered_rps >= TARGET_RPS)
 
 
@@ -49,8 +56,10 @@ def check_overload(config: ConfigResult) -> Check:
     phase = config.overload
     assert phase is not None
     name = f"2. `{config.name}` at {phase.offered_rps:g} msg/s: all answered, p99 < 1.5 s, fallback < 1%"
-    figure = (f"{phase.unanswered} unanswered of {phase.sent}, p99 {phase.e2e_ms.p99:.0f} ms, "
-              f"fallback {_pct(phase.fallback_share)}")
+    figure = (
+        f"{phase.unanswered} unanswered of {phase.sent}, p99 {phase.e2e_ms.p99:.0f} ms, "
+        f"fallback {_pct(phase.fallback_share)}"
+    )
     ok = phase.unanswered == 0 and phase.e2e_ms.p99 < OVERLOAD_P99_MS and phase.fallback_share < OVERLOAD_MAX_FALLBACK
     return Check(name, figure, ok)
 
@@ -78,8 +87,10 @@ def check_efficiency(one: ConfigResult | None, result: BenchResult) -> Check:
         base_low, base_high = capacity_bounds([result.baseline])
         kept_up = " (it kept up: raise --baseline-rate)" if math.isinf(base_high) else ""
         times = _range(low / base_high, high / base_low)
-        parts.append(f"{'an unknown multiple of' if times == 'unknown' else times + 'x'} the unbatched worker's "
-                     f"{_range(base_low, base_high)} replies/s{kept_up}")  # fmt: skip
+        parts.append(
+            f"{'an unknown multiple of' if times == 'unknown' else times + 'x'} the unbatched worker's "
+            f"{_range(base_low, base_high)} replies/s{kept_up}"
+        )
         vs_baseline = _judge(low / base_high, high / base_low, BASELINE_FACTOR)
     return Check(name, "; ".join(parts), _all(vs_ceiling, vs_baseline))
 
@@ -124,8 +135,10 @@ def check_light(light: PhaseSummary | None) -> Check:
     canned = light.sources.get("canned", 0)
     if canned == 0:
         return Check(name, f"no canned reply among {light.answered}", False)
-    figure = (f"canned p50 {light.canned_p50_ms:.1f} ms ({canned}/{light.sent} canned; "
-              f"all replies p50 {light.e2e_ms.p50:.1f} ms)")
+    figure = (
+        f"canned p50 {light.canned_p50_ms:.1f} ms ({canned}/{light.sent} canned; "
+        f"all replies p50 {light.e2e_ms.p50:.1f} ms)"
+    )
     return Check(name, figure, light.canned_p50_ms < CANNED_P50_MS)
 
 

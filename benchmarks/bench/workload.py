@@ -26,8 +26,11 @@ CANNED: dict[str, tuple[str, ...]] = {
     "love_declaration": ("I think I'm in love with you", "I love you so much, bot"),
     "best_friend": ("will you be my best friend?", "you're honestly my best buddy"),
     "weather": ("is it going to rain tomorrow?", "what's the weather looking like this weekend"),
-    "search_it": ("what's the capital of Australia?", "how tall is the Eiffel tower",
-                  "who wrote the first Harry Potter book"),
+    "search_it": (
+        "what's the capital of Australia?",
+        "how tall is the Eiffel tower",
+        "who wrote the first Harry Potter book",
+    ),
     "thanks": ("thanks a lot, you're great", "thank you so much for that"),
     "compliment": ("you're really funny, you know that?", "you are so smart"),
     "insult": ("you're the dumbest bot ever", "ugh you are so useless"),
@@ -35,7 +38,7 @@ CANNED: dict[str, tuple[str, ...]] = {
     "selfie": ("send me a picture of yourself", "can I see a selfie?"),
     "birthday": ("it's my birthday today!", "guess who turns thirty today"),
     "apology": ("sorry I was rude earlier", "my bad, I apologise"),
-}  # fmt: skip
+}
 
 CHAT: tuple[str, ...] = (
     "I just got back from the gym and I can't feel my legs",
@@ -88,7 +91,7 @@ CHAT: tuple[str, ...] = (
     "I'm learning Spanish on an app, forty days streak so far",
     "do you prefer mountains or the sea",
     "my dad keeps sending me blurry photos of his tomatoes",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,7 @@ Progress = Callable[[str], None]
 def build_encoder(config: ModelConfig, version: str, progress: Progress) -> None:
     """Export the configured encoder to ONNX fp32 and static int8."""
     calibration = calibration_texts()
-    build_into(config, "encoder", version,
-               lambda d: encoder_export.export(config.encoder, d, progress, calibration))
+    build_into(config, "encoder", version, lambda d: encoder_export.export(config.encoder, d, progress, calibration))
 
 
 def load_encoder(config: ModelConfig) -> encoder.OnnxEncoder:
@@ -36,8 +35,7 @@ def load_encoder(config: ModelConfig) -> encoder.OnnxEncoder:
     return encoder.OnnxEncoder(export_dir, config.precision, config.ort_threads)
 
 
-def build_intent(config: ModelConfig, version: str, enc: intent.Encoder,
-                 progress: Progress) -> dict[str, float]:
+def build_intent(config: ModelConfig, version: str, enc: intent.Encoder, progress: Progress) -> dict[str, float]:
     """Train the intent head on the project's data; returns held-out metrics."""
     split = dataset.project_split()
     progress(f"intent: embedding {len(split.train) + len(split.oos_train)} training utterances")
@@ -51,8 +49,7 @@ def build_intent(config: ModelConfig, version: str, enc: intent.Encoder,
     return metrics
 
 
-def build_responder(config: ModelConfig, version: str, enc: intent.Encoder,
-                    progress: Progress) -> None:
+def build_responder(config: ModelConfig, version: str, enc: intent.Encoder, progress: Progress) -> None:
     """Embed the persona response bank."""
     entries = response_bank.bank()
     progress(f"responder: embedding {len(entries)} replies")

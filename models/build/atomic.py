@@ -12,8 +12,7 @@ from models.config import ModelConfig
 from models.store import artifact_dir
 
 
-def build_into(config: ModelConfig, name: str, version: str,
-               write: Callable[[Path], None]) -> None:
+def build_into(config: ModelConfig, name: str, version: str, write: Callable[[Path], None]) -> None:
     """Run ``write`` into a scratch folder, then move it into place atomically."""
     final = artifact_dir(config, name, version)
     scratch = final.with_name(f"{version}.tmp-{os.getpid()}")

@@ -16,8 +16,14 @@ def load_clinc(path: Path) -> Split:
     def part(key: str) -> list[Example]:
         return [(str(text), str(label)) for text, label in data.get(key, [])]
 
-    return Split(train=part("train"), test=part("test"), oos_train=part("oos_train"),
-                 oos_test=part("oos_test"), val=part("val"), oos_val=part("oos_val"))
+    return Split(
+        train=part("train"),
+        test=part("test"),
+        oos_train=part("oos_train"),
+        oos_test=part("oos_test"),
+        val=part("val"),
+        oos_val=part("oos_val"),
+    )
 
 
 def write_clinc(split: Split, path: Path) -> None:

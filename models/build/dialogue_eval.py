@@ -63,11 +63,14 @@ class Bot:
     scorer: selector.Selector
     config: policy.PolicyConfig = field(default_factory=policy.PolicyConfig)
 
-    def respond(self, conversations: Sequence[str], histories: Sequence[tuple[Utterance, ...]],
-                turns: Sequence[int]) -> list[TurnResult]:  # fmt: skip
+    def respond(
+        self, conversations: Sequence[str], histories: Sequence[tuple[Utterance, ...]], turns: Sequence[int]
+    ) -> list[TurnResult]:
         """One reply per history (each ending with a user turn), the batch run as the agents would."""
-        dialogues = [Dialogue(h, seed=policy.seed_of(f"{c}:{t}")) for c, h, t in zip(conversations, histories, turns,
-                                                                                        strict=True)]  # fmt: skip
+        dialogues = [
+            Dialogue(h, seed=policy.seed_of(f"{c}:{t}"))
+            for c, h, t in zip(conversations, histories, turns, strict=True)
+        ]
         understood = self.understander.predict(dialogues)
         tops = [found[0][0] for found in self.understander.options(dialogues)[1]]
         replies = [u.reply for u in understood]
@@ -82,21 +85,34 @@ class Bot:
             decision = policy.decide(situation, outputs, self.config, final=True)
             select_ms = (time.perf_counter() - started) * 1000
             assert decision is not None  # final decisions always answer
-            out.append(TurnResult(conversations[i], turns[i], dialogue.history, understood[i].intent.label,
-                                  float(understood[i].intent.confidence), replies[i], generated[i], decision,
-                                  select_ms, tops[i]))  # fmt: skip
+            out.append(
+                TurnResult(
+                    conversations[i],
+                    turns[i],
+                    dialogue.history,
+                    understood[i].intent.label,
+                    float(understood[i].intent.confidence),
+                    replies[i],
+                    generated[i],
+                    decision,
+                    select_ms,
+                    tops[i],
+                )
+            )
         return out
 
 
 def _seen(intent: Any, reply: Proposal, generated: Proposal | None) -> dict[str, policy.Seen]:
     seen = {
-        "intent": policy.Seen("intent", "ok", label=intent.label, confidence=intent.confidence,
-                              in_scope=intent.in_scope),
+        "intent": policy.Seen(
+            "intent", "ok", label=intent.label, confidence=intent.confidence, in_scope=intent.in_scope
+        ),
         "responder": policy.Seen("responder", "ok", text=reply.text, score=reply.score, quality=reply.quality),
-    }  # fmt: skip
+    }
     if generated is not None:
-        seen["generator"] = policy.Seen("generator", "ok", text=generated.text, score=generated.score,
-                                        quality=generated.quality)  # fmt: skip
+        seen["generator"] = policy.Seen(
+            "generator", "ok", text=generated.text, score=generated.score, quality=generated.quality
+        )
     else:
         seen["generator"] = policy.Seen("generator", "skipped", reason="disabled")
     return seen
@@ -135,8 +151,9 @@ def measure(encoder: selector.Encoder, items: Sequence[tuple[Dialogue, str]]) ->
     """Relevance, distinct-n, repetition, echo and length of replies given their dialogues."""
     if not items:
         return {}
-    rows = selector.feature_rows(encoder, [d for d, _ in items], [Proposal(t, 0.0) for _, t in items],
-                                 ["retrieval"] * len(items))  # fmt: skip
+    rows = selector.feature_rows(
+        encoder, [d for d, _ in items], [Proposal(t, 0.0) for _, t in items], ["retrieval"] * len(items)
+    )
     col = {name: rows[:, i] for i, name in enumerate(selector.FEATURES)}
     texts = [t for _, t in items]
     return {
@@ -155,6 +172,7 @@ def measure(encoder: selector.Encoder, items: Sequence[tuple[Dialogue, str]]) ->
 
 def report(results: Sequence[TurnResult], encoder: selector.Encoder, sample: int = 20) -> dict[str, Any]:
     """The eval-dialogue report: metrics per candidate source and for the chosen replies, and a sample."""
+
     def item(r: TurnResult, text: str) -> tuple[Dialogue, str]:
         return Dialogue(r.history), text
 
@@ -183,15 +201,20 @@ def report(results: Sequence[TurnResult], encoder: selector.Encoder, sample: int
 def _turn_row(r: TurnResult) -> dict[str, Any]:
     """Everything a rater needs of one turn: the context, each candidate, the choice."""
     return {
-        "conversation": r.conversation, "turn": r.turn,
+        "conversation": r.conversation,
+        "turn": r.turn,
         "context": [[u.speaker, u.text] for u in r.history[-5:]],
-        "intent": r.intent, "intent_confidence": round(r.intent_confidence, 3),
-        "candidates": {"retrieval": r.retrieval.text, "generator": r.generated.text if r.generated else None,
-                       "top_retrieval": r.top_retrieval.text if r.top_retrieval else r.retrieval.text,
-                       "chosen": r.decision.text},
+        "intent": r.intent,
+        "intent_confidence": round(r.intent_confidence, 3),
+        "candidates": {
+            "retrieval": r.retrieval.text,
+            "generator": r.generated.text if r.generated else None,
+            "top_retrieval": r.top_retrieval.text if r.top_retrieval else r.retrieval.text,
+            "chosen": r.decision.text,
+        },
         "quality": {"retrieval": r.retrieval.quality, "generator": r.generated.quality if r.generated else None},
         "source": r.decision.source,
-    }  # fmt: skip
+    }
 
 
 RULE_LONG_TURNS = 6
@@ -203,8 +226,9 @@ def rule_choice(row: dict[str, Any]) -> str:
     on and for uncertain or out-of-scope intents, the responder's own best otherwise (canned stays canned)."""
     if row["source"] in {"canned", "fallback"}:
         return "chosen"
-    generator_first = (row["turn"] >= RULE_LONG_TURNS or row["intent"] in {None, "oos"}
-                       or row["intent_confidence"] < RULE_UNCERTAIN)  # fmt: skip
+    generator_first = (
+        row["turn"] >= RULE_LONG_TURNS or row["intent"] in {None, "oos"} or row["intent_confidence"] < RULE_UNCERTAIN
+    )
     return "generator" if generator_first and row["candidates"]["generator"] else "top_retrieval"
 
 
@@ -227,8 +251,12 @@ def ssa(turns: Sequence[dict[str, Any]], ratings: dict[str, dict[str, int]]) -> 
             continue
         sensible = statistics.fmean(r["sensible"] for r in kept)
         specific = statistics.fmean(r["sensible"] * r["specific"] for r in kept)
-        out[name] = {"rated": len(kept), "sensible": round(sensible, 3), "specific": round(specific, 3),
-                     "ssa": round((sensible + specific) / 2, 3)}  # fmt: skip
+        out[name] = {
+            "rated": len(kept),
+            "sensible": round(sensible, 3),
+            "specific": round(specific, 3),
+            "ssa": round((sensible + specific) / 2, 3),
+        }
     return out
 
 
@@ -254,8 +282,9 @@ def rating_rows(turns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             text = row["candidates"].get(name)
             if text and text not in seen:
                 seen.add(text)
-                items.append({"key": f"{row['conversation']}:{row['turn']}:{name}", "context": row["context"],
-                              "reply": text})  # fmt: skip
+                items.append(
+                    {"key": f"{row['conversation']}:{row['turn']}:{name}", "context": row["context"], "reply": text}
+                )
     return items
 
 
@@ -266,12 +295,15 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def _sample_row(r: TurnResult) -> dict[str, Any]:
     return {
-        "conversation": r.conversation, "turn": r.turn, "message": r.message,
+        "conversation": r.conversation,
+        "turn": r.turn,
+        "message": r.message,
         "intent": f"{r.intent} ({r.intent_confidence:.2f})",
         "retrieval": f"{r.retrieval.text} [q={_q(r.retrieval)}]",
         "generator": f"{r.generated.text} [q={_q(r.generated)}]" if r.generated else "(off)",
-        "chosen": r.decision.source, "why": r.decision.why,
-    }  # fmt: skip
+        "chosen": r.decision.source,
+        "why": r.decision.why,
+    }
 
 
 def _q(c: Proposal) -> str:
@@ -281,27 +313,51 @@ def _q(c: Proposal) -> str:
 def markdown(rep: dict[str, Any]) -> str:
     """The report as markdown."""
     lines = [f"# banter eval-dialogue: {rep['conversations']} held-out conversations, {rep['n_turns']} turns", ""]
-    keys = ["n", "relevance_message", "relevance_context", "distinct_1", "distinct_2", "repetition_rate",
-            "echo_rate", "mean_words", "empty", "unsafe"]  # fmt: skip
+    keys = [
+        "n",
+        "relevance_message",
+        "relevance_context",
+        "distinct_1",
+        "distinct_2",
+        "repetition_rate",
+        "echo_rate",
+        "mean_words",
+        "empty",
+        "unsafe",
+    ]
     lines += ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, m in rep["metrics"].items():
         lines.append(f"| {name} | " + " | ".join(str(m.get(k, "")) for k in keys) + " |")
-    lines += ["", "Chosen sources: " + ", ".join(f"{k} {v}" for k, v in rep["chosen_sources"].items()),
-              f"Generator share: {rep['generator_share']:.1%}; mean selection latency {rep['mean_select_ms']} ms; "
-              f"mean quality: retrieval {rep['retrieval_quality_mean']}, generator {rep['generated_quality_mean']}",
-              ""]  # fmt: skip
+    lines += [
+        "",
+        "Chosen sources: " + ", ".join(f"{k} {v}" for k, v in rep["chosen_sources"].items()),
+        f"Generator share: {rep['generator_share']:.1%}; mean selection latency {rep['mean_select_ms']} ms; "
+        f"mean quality: retrieval {rep['retrieval_quality_mean']}, generator {rep['generated_quality_mean']}",
+        "",
+    ]
     if rep.get("ssa"):
-        lines += ["## Rated turn by turn (sensibleness, specificity, SSA)", "",
-                  "| choice | rated | sensible | specific | SSA |", "|---|---|---|---|---|"]  # fmt: skip
-        lines += [f"| {name} | {v['rated']} | {v['sensible']:.1%} | {v['specific']:.1%} | {v['ssa']:.1%} |"
-                  for name, v in rep["ssa"].items()]  # fmt: skip
+        lines += [
+            "## Rated turn by turn (sensibleness, specificity, SSA)",
+            "",
+            "| choice | rated | sensible | specific | SSA |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {v['rated']} | {v['sensible']:.1%} | {v['specific']:.1%} | {v['ssa']:.1%} |"
+            for name, v in rep["ssa"].items()
+        ]
         lines.append("")
-    lines += ["## Sample turns", "",
-              "| conv | turn | message | intent | retrieval | generator | chosen | why |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "## Sample turns",
+        "",
+        "| conv | turn | message | intent | retrieval | generator | chosen | why |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in rep["sample"]:
-        cells = [str(row[k]).replace("|", "/") for k in ("conversation", "turn", "message", "intent", "retrieval",
-                                                          "generator", "chosen", "why")]  # fmt: skip
+        cells = [
+            str(row[k]).replace("|", "/")
+            for k in ("conversation", "turn", "message", "intent", "retrieval", "generator", "chosen", "why")
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

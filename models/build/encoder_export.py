@@ -29,7 +29,7 @@ Progress = Callable[[str], None]
 
 
 def pooling_mode(source: Path) -> str:
-    """"mean" or "cls", from the sentence-transformers pooling config (mean if absent)."""
+    """ "mean" or "cls", from the sentence-transformers pooling config (mean if absent)."""
     config = source / "1_Pooling" / "config.json"
     if not config.is_file():
         return "mean"
@@ -66,19 +66,27 @@ def export(spec: str | None, out_dir: Path, progress: Progress, calibration: Seq
         # The tracer's notes on data-dependent branches do not apply: the mask is always given.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _hidden_state_module(model, inputs), args, str(out_dir / FP32_FILE),
-            input_names=inputs, output_names=["last_hidden_state"],
-            dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in inputs},
-                          "last_hidden_state": {0: "batch", 1: "seq"}},
-            opset_version=17, dynamo=False,
+            _hidden_state_module(model, inputs),
+            args,
+            str(out_dir / FP32_FILE),
+            input_names=inputs,
+            output_names=["last_hidden_state"],
+            dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in inputs}, "last_hidden_state": {0: "batch", 1: "seq"}},
+            opset_version=17,
+            dynamo=False,
         )
     tokenizer.save_pretrained(out_dir)
     length = max_length(source, tokenizer, model.config)
     progress(f"encoder: quantising to static int8, calibrated on {len(calibration)} utterances")
     feeds = calibration_feeds(load_tokenizer(out_dir, length), inputs, calibration)
     quantize_static_int8(out_dir / FP32_FILE, out_dir / INT8_FILE, feeds)
-    meta = {"inputs": inputs, "pooling": pooling_mode(source), "max_length": length,
-            "dim": int(model.config.hidden_size), "source": str(spec or "packaged")}
+    meta = {
+        "inputs": inputs,
+        "pooling": pooling_mode(source),
+        "max_length": length,
+        "dim": int(model.config.hidden_size),
+        "source": str(spec or "packaged"),
+    }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
@@ -109,8 +117,7 @@ def quantize_dynamic_int8(fp32: Path, int8: Path) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                     reduce_range=True)
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
 
 
 def quantize_static_int8(fp32: Path, int8: Path, feeds: Iterable[dict[str, np.ndarray]]) -> None:
@@ -132,11 +139,17 @@ def quantize_static_int8(fp32: Path, int8: Path, feeds: Iterable[dict[str, np.nd
     with warnings.catch_warnings():
         # Zero or infinite ranges of constants (the mask's fill value) that stay float.
         warnings.simplefilter("ignore", RuntimeWarning)
-        quantize_static(model, str(int8), _Feeds(feeds), quant_format=QuantFormat.QDQ,
-                        nodes_to_quantize=weighted_matmuls_apart(model), per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"],
-                                       "CalibMovingAverage": True})
+        quantize_static(
+            model,
+            str(int8),
+            _Feeds(feeds),
+            quant_format=QuantFormat.QDQ,
+            nodes_to_quantize=weighted_matmuls_apart(model),
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"], "CalibMovingAverage": True},
+        )
 
 
 def weighted_matmuls_apart(model: Any) -> list[str]:
@@ -166,8 +179,7 @@ def weighted_matmuls_apart(model: Any) -> list[str]:
     return [n.name for n in weighted]
 
 
-def calibration_feeds(tokenizer: Any, names: Sequence[str],
-                      texts: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+def calibration_feeds(tokenizer: Any, names: Sequence[str], texts: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
     """One unpadded feed per text, tokenised as at inference ([PAD] would skew the ranges)."""
     for encoding in tokenizer.encode_batch(list(texts)):
         yield padded_inputs([encoding.ids], names)[0]
@@ -191,8 +203,13 @@ def torch_reference(spec: str | None, texts: Sequence[str]) -> np.ndarray:
     source = resolve_source(spec)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModel.from_pretrained(source).eval()
-    batch = tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt",
-                      max_length=max_length(source, tokenizer, model.config))
+    batch = tokenizer(
+        list(texts),
+        padding=True,
+        truncation=True,
+        return_tensors="pt",
+        max_length=max_length(source, tokenizer, model.config),
+    )
     with torch.no_grad():
         hidden = model(**batch).last_hidden_state.numpy()
     return normalize(pool(hidden, batch["attention_mask"].numpy(), pooling_mode(source)))

@@ -62,8 +62,7 @@ def _hf_model(src: Source) -> tuple[Any, Any]:
 
     where = str(src.path) if src.path is not None else src.name
     if src.gguf_file is None:
-        return (AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32),
-                AutoTokenizer.from_pretrained(where))  # fmt: skip
+        return (AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32), AutoTokenizer.from_pretrained(where))
     tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=src.gguf_file)
     loaded = AutoModelForCausalLM.from_pretrained(where, gguf_file=src.gguf_file, dtype=torch.float32)
     settings = loaded.config.to_dict()

@@ -63,14 +63,22 @@ def measure_latency(model: intent.IntentModel, texts: Sequence[str]) -> dict[int
         per_message = []
         for start in range(0, len(texts) - size + 1, size):
             began = time.perf_counter()
-            model.predict(texts[start:start + size])
+            model.predict(texts[start : start + size])
             per_message.append((time.perf_counter() - began) * 1000.0 / size)
         result[size] = statistics.median(per_message) if per_message else float("nan")
     return result
 
 
-def report(path: Path, config: ModelConfig, m: dict[str, float], stats: dict[str, float],
-           no_reject: float, latency: dict[int, float], n_train: int, train_s: float) -> str:
+def report(
+    path: Path,
+    config: ModelConfig,
+    m: dict[str, float],
+    stats: dict[str, float],
+    no_reject: float,
+    latency: dict[int, float],
+    n_train: int,
+    train_s: float,
+) -> str:
     """The evaluation report text."""
     threshold_origin = "settings" if config.oos_threshold is not None else "chosen by 5-fold CV"
     lines = [
@@ -80,8 +88,7 @@ def report(path: Path, config: ModelConfig, m: dict[str, float], stats: dict[str
         f"trained on {n_train} utterances in {train_s:.1f} s; temperature "
         f"{stats['temperature']:.3f}; out-of-fold OOS AUROC {stats['cv_oos_auroc']:.4f}",
         f"test: {m['n_in_scope']} in-scope, {m['n_oos']} out-of-scope",
-        f"in-scope accuracy:      {m['in_scope_accuracy']:.2%} "
-        f"(without OOS rejection: {no_reject:.2%})",
+        f"in-scope accuracy:      {m['in_scope_accuracy']:.2%} (without OOS rejection: {no_reject:.2%})",
         f"out-of-scope recall:    {m['oos_recall']:.2%}",
         f"out-of-scope precision: {m['oos_precision']:.2%}",
         f"out-of-scope AUROC:     {m['oos_auroc']:.4f}",

@@ -55,8 +55,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def balanced_scores(correct: np.ndarray, scores: np.ndarray, is_oos: np.ndarray,
-                    grid: np.ndarray) -> np.ndarray:
+def balanced_scores(correct: np.ndarray, scores: np.ndarray, is_oos: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Mean of in-scope accuracy (accepted and right) and OOS recall, per threshold."""
     accepted = scores[None, :] >= grid[:, None]
     in_acc = (accepted & correct[None, :])[:, ~is_oos].mean(axis=1)
@@ -83,8 +82,7 @@ def train(x: np.ndarray, labels: Sequence[str], seed: int = 0) -> tuple[Head, di
     is_oos = np.array([label == OOS_LABEL for label in labels])
     threshold = choose_threshold(best == y, scores, is_oos)
     weights, bias = fit_linear(x, y)
-    stats = {"temperature": temperature, "threshold": threshold,
-             "cv_oos_auroc": auroc(scores, is_oos)}
+    stats = {"temperature": temperature, "threshold": threshold, "cv_oos_auroc": auroc(scores, is_oos)}
     return Head(names, weights, bias, temperature, threshold), stats
 
 
@@ -97,13 +95,11 @@ def auroc(in_scope_scores: np.ndarray, is_oos: np.ndarray) -> float:
     return float(roc_auc_score(is_oos, -in_scope_scores))
 
 
-def evaluate(head: Head, x: np.ndarray, labels: Sequence[str],
-             threshold: float | None = None) -> dict[str, float]:
+def evaluate(head: Head, x: np.ndarray, labels: Sequence[str], threshold: float | None = None) -> dict[str, float]:
     """In-scope accuracy, OOS recall/precision and AUROC on labelled embeddings."""
     thr = head.threshold if threshold is None else threshold
     best, scores = head.in_scope_scores(x)
-    predicted = np.array([head.labels[i] if s >= thr else OOS_LABEL
-                          for i, s in zip(best, scores, strict=True)])
+    predicted = np.array([head.labels[i] if s >= thr else OOS_LABEL for i, s in zip(best, scores, strict=True)])
     gold = np.array(labels)
     is_oos = gold == OOS_LABEL
     rejected = predicted == OOS_LABEL
@@ -126,6 +122,5 @@ def examples_xy(encoder: Encoder, examples: Sequence[Example]) -> tuple[np.ndarr
 def save(head: Head, out_dir: Path, meta: dict[str, Any]) -> None:
     """Write the head's arrays and its metadata (metadata last: it marks completion)."""
     np.savez(out_dir / HEAD_FILE, weights=head.weights, bias=head.bias)
-    meta = {**meta, "labels": list(head.labels), "temperature": head.temperature,
-            "threshold": head.threshold}
+    meta = {**meta, "labels": list(head.labels), "temperature": head.temperature, "threshold": head.threshold}
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -42,8 +42,12 @@ class KeyWeights:
 def bank() -> list[Entry]:
     """Every reply of the persona response bank, in file order."""
     data: dict[str, dict[str, list[str]]] = read_json(RESPONSES_FILE)
-    return [Entry(intent, situation, text) for intent, situations in data.items()
-            for situation, texts in situations.items() for text in texts]
+    return [
+        Entry(intent, situation, text)
+        for intent, situations in data.items()
+        for situation, texts in situations.items()
+        for text in texts
+    ]
 
 
 def centroids(encoder: Encoder, split: Split) -> dict[str, np.ndarray]:
@@ -61,8 +65,12 @@ def situation_centroids(replies: np.ndarray, entries: Sequence[Entry]) -> np.nda
     return np.stack([centre[tag] for tag in tags])
 
 
-def keys_from(replies: np.ndarray, intent_centre: Mapping[str, np.ndarray],
-              entries: Sequence[Entry], weights: KeyWeights = KeyWeights()) -> np.ndarray:
+def keys_from(
+    replies: np.ndarray,
+    intent_centre: Mapping[str, np.ndarray],
+    entries: Sequence[Entry],
+    weights: KeyWeights = KeyWeights(),
+) -> np.ndarray:
     """The search keys of embedded bank entries."""
     intents = np.stack([intent_centre[e.intent] for e in entries])
     situations = situation_centroids(replies, entries)
@@ -78,8 +86,11 @@ def build_keys(encoder: Encoder, split: Split, entries: Sequence[Entry]) -> np.n
 def save(out_dir: Path, keys: np.ndarray, entries: Sequence[Entry]) -> None:
     """Write keys and tags (tags last: they mark completion)."""
     np.save(out_dir / KEYS_FILE, keys)
-    meta = {"intents": [e.intent for e in entries], "situations": [e.situation for e in entries],
-            "texts": [e.text for e in entries]}
+    meta = {
+        "intents": [e.intent for e in entries],
+        "situations": [e.situation for e in entries],
+        "texts": [e.text for e in entries],
+    }
     (out_dir / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1))
 
 

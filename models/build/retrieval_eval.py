@@ -39,10 +39,12 @@ class Case:
 
 def cases(path: Path = CASES_FILE) -> list[Case]:
     """The retrieval cases of ``path``."""
+
     def one(raw: dict[str, Any]) -> Case:
         turns = [Utterance(speaker, text) for speaker, text in raw["history"]]
         message = Utterance("user", str(raw["message"]))
         return Case(Dialogue((*turns, message)), frozenset(raw["accept"]), bool(raw.get("topic_switch")))
+
     return [one(raw) for raw in read_json(path)["cases"]]
 
 
@@ -75,12 +77,19 @@ def main() -> None:
     understander = Understander(served.intent, served.responder)  # the responder alone, without the selector
     batch = cases()
     switches = [c for c in batch if c.topic_switch]
-    print(f"{len(batch)} cases ({len(switches)} topic switches) x {SEEDS} seeds;"
-          " rows: bot weight, columns: previous user weight")
+    print(
+        f"{len(batch)} cases ({len(switches)} topic switches) x {SEEDS} seeds;"
+        " rows: bot weight, columns: previous user weight"
+    )
     print("bot\\user " + " ".join(f"{u:>14.2f}" for u in USER_WEIGHTS))
     for bot in BOT_WEIGHTS:
-        rates = [(hit_rate(understander, batch, ContextWeights(bot, user)),
-                  hit_rate(understander, switches, ContextWeights(bot, user))) for user in USER_WEIGHTS]
+        rates = [
+            (
+                hit_rate(understander, batch, ContextWeights(bot, user)),
+                hit_rate(understander, switches, ContextWeights(bot, user)),
+            )
+            for user in USER_WEIGHTS
+        ]
         print(f"{bot:>8.2f} " + " ".join(f"{a:>6.3f} ({s:.3f})" for a, s in rates))
 
 

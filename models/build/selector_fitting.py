@@ -61,8 +61,10 @@ def rating_items(bot: Bot, progress: Progress, seed: int = 0) -> list[dict[str, 
                 rows.append((kind if kind != "retrieval" or rank == 1 else f"retrieval-{rank}", candidate))
             if gen is not None:
                 rows.append(("generator", gen))
-            items += [{**base, "source": source, "text": c.text, "score": c.score, "truncated": c.truncated}
-                      for source, c in rows]  # fmt: skip
+            items += [
+                {**base, "source": source, "text": c.text, "score": c.score, "truncated": c.truncated}
+                for source, c in rows
+            ]
     return items
 
 
@@ -85,11 +87,13 @@ def fit_selector(encoder: selector.Encoder, labelled: Sequence[dict[str, Any]]) 
     by_turn: dict[tuple[str, int], dict[str, float]] = {}
     for x, q in zip(rated, quality, strict=True):
         by_turn.setdefault((x["conversation"], x["turn"]), {})[x["source"]] = float(q)
-    pairs = [(max(q for source, q in t.items() if source.startswith(("retrieval", "backchannel"))), t["generator"])
-             for t in by_turn.values() if "retrieval" in t and "generator" in t]  # fmt: skip
+    pairs = [
+        (max(q for source, q in t.items() if source.startswith(("retrieval", "backchannel"))), t["generator"])
+        for t in by_turn.values()
+        if "retrieval" in t and "generator" in t
+    ]
     weights["accept_now"] = accept_threshold(pairs)
-    weights["fitted_on"] = {"candidates": len(rated), "sensible": int(labels.sum()),
-                            "by_source": _label_counts(rated)}  # fmt: skip
+    weights["fitted_on"] = {"candidates": len(rated), "sensible": int(labels.sum()), "by_source": _label_counts(rated)}
     weights["train_accuracy"] = round(float(np.mean((quality >= 0.5) == labels)), 3)
     return weights
 
@@ -113,8 +117,12 @@ def fit(rows: np.ndarray, labels: np.ndarray, pairs: Sequence[tuple[float, float
 
     model = LogisticRegression(C=1.0, max_iter=1000)
     model.fit(rows, labels)
-    return {"features": list(FEATURES), "coef": [round(float(c), 5) for c in model.coef_[0]],
-            "intercept": round(float(model.intercept_[0]), 5), "accept_now": accept_threshold(pairs)}  # fmt: skip
+    return {
+        "features": list(FEATURES),
+        "coef": [round(float(c), 5) for c in model.coef_[0]],
+        "intercept": round(float(model.intercept_[0]), 5),
+        "accept_now": accept_threshold(pairs),
+    }
 
 
 def accept_threshold(pairs: Sequence[tuple[float, float]], beaten_at_most: float = 0.05) -> float:

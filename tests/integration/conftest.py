@@ -109,8 +109,14 @@ class Workers:
         self.started: list[Worker] = []
 
     def __call__(self, **settings: str) -> Worker:
-        env = {**self.base_env, "BANTER_TOPIC_PREFIX": self.prefix, "BANTER_APP_ID": f"{self.prefix}-app",
-               "BANTER_WEB_PORT": str(_free_port()), "BANTER_LOG_LEVEL": "info", **settings}  # fmt: skip
+        env = {
+            **self.base_env,
+            "BANTER_TOPIC_PREFIX": self.prefix,
+            "BANTER_APP_ID": f"{self.prefix}-app",
+            "BANTER_WEB_PORT": str(_free_port()),
+            "BANTER_LOG_LEVEL": "info",
+            **settings,
+        }
         asyncio.run(ensure_topics(Settings.from_env(env)))
         return self._start(env)
 

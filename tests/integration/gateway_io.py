@@ -32,9 +32,14 @@ class GatewayProcess(WorkerProcess):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "gateway"], cwd=ROOT, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                [sys.executable, "-m", "streams", "gateway"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -60,8 +65,9 @@ def start_gateway(env: dict[str, str], logs: Path, **settings: str) -> GatewayPr
     return GatewayProcess(env, logs / f"gateway-{env['BANTER_GATEWAY_PORT']}.log").start().wait_ready()
 
 
-def call(method: str, url: str, body: Any = None, token: str | None = None,
-         data: bytes | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:  # fmt: skip
+def call(
+    method: str, url: str, body: Any = None, token: str | None = None, data: bytes | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, JSON body, headers) of one request."""
     headers = {"Content-Type": "application/json"}
     if token:

@@ -25,7 +25,11 @@ async def produce(settings: Settings, records: list[tuple[bytes | None, bytes]],
 
 
 async def read_topic(
-    settings: Settings, topic: str, until: Callable[[list[Any]], bool], timeout_s: float, full_name: bool = False,
+    settings: Settings,
+    topic: str,
+    until: Callable[[list[Any]], bool],
+    timeout_s: float,
+    full_name: bool = False,
 ) -> list[Any]:
     """Every record of a topic from the beginning, until ``until(records)`` or the timeout."""
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)

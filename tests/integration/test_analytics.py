@@ -87,8 +87,14 @@ def _no_zeros(expected: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cli(worker: Any, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "streams", "analytics", *args], cwd=ROOT, env=worker.env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "analytics", *args],
+        cwd=ROOT,
+        env=worker.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -101,8 +107,9 @@ def test_the_page_and_the_cli_count_what_the_pipeline_answered(worker_factory: A
 
     async def chat() -> list[str]:
         async with connected(settings) as client:
-            replies = [await client.ask(new_message(text, f"an-{i % 2}", platform="test"), 60)
-                       for i, text in enumerate(texts)]  # fmt: skip
+            replies = [
+                await client.ask(new_message(text, f"an-{i % 2}", platform="test"), 60) for i, text in enumerate(texts)
+            ]
         return [reply.message_id for reply in replies]
 
     ours = set(asyncio.run(chat()))
@@ -133,26 +140,41 @@ def test_the_page_and_the_cli_count_what_the_pipeline_answered(worker_factory: A
     cli = json.loads(_cli(worker, "--json"))
     assert _observed(cli["last_hour"]) == expected
     text = _cli(worker)
-    assert next(line for line in text.splitlines() if line.strip().startswith("messages ")).split()[1:] == [
-        str(expected["messages"])] * 2  # fmt: skip
+    assert (
+        next(line for line in text.splitlines() if line.strip().startswith("messages ")).split()[1:]
+        == [str(expected["messages"])] * 2
+    )
 
 
 def _event(i: int, at: float) -> Event:
     """Synthetic events: 40 conversations of 10 turns, every 5th a love declaration."""
     love = i % 5 == 0
     return Event(
-        message_id=f"syn-{i}", conversation_id=f"syn-c{i % 40}", platform="test", turn=i // 40 + 1,
-        intent="love_declaration" if love else "chitchat", intent_confidence=0.9,
+        message_id=f"syn-{i}",
+        conversation_id=f"syn-c{i % 40}",
+        platform="test",
+        turn=i // 40 + 1,
+        intent="love_declaration" if love else "chitchat",
+        intent_confidence=0.9,
         source="canned" if love else ("generative" if i % 3 else "retrieval"),
-        fallback_reason=None if i % 7 else "deadline", latency_ms=50.0 + i % 300, at=at,
+        fallback_reason=None if i % 7 else "deadline",
+        latency_ms=50.0 + i % 300,
+        at=at,
         flags=["love_declaration"] if love else [],
         candidates=[
             Candidate("intent", "1", "intent", "ok", 2.0 + i % 5, picked=love),
             Candidate("responder", "1", "reply", "ok", 8.0 + i % 11, picked=not love and i % 3 == 0),
-            Candidate("generator", "1", "reply", "skipped" if i % 9 == 0 else "ok", 300.0 + i % 200,
-                      picked=not love and i % 3 != 0, late=i % 13 == 0),
+            Candidate(
+                "generator",
+                "1",
+                "reply",
+                "skipped" if i % 9 == 0 else "ok",
+                300.0 + i % 200,
+                picked=not love and i % 3 != 0,
+                late=i % 13 == 0,
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 async def _send(settings: Any, events: list[Event]) -> None:
@@ -165,14 +187,16 @@ def _diagnosis(worker: Any, seen: dict[str, Any]) -> str:
     analytics changelog has counted (messages, the last input offset counted). A record never handed
     to the agent, one committed past, one counted but not shown on the page: each reads differently."""
     page = seen.get("page")
-    lines = ["no page answered" if page is None else
-             f"last page: messages {page['last_hour']['messages']}, partitions {page['partitions']}, "
-             f"held here {page.get('held_here')}, complete {page.get('complete')}"]  # fmt: skip
+    lines = [
+        "no page answered"
+        if page is None
+        else f"last page: messages {page['last_hour']['messages']}, partitions {page['partitions']}, "
+        f"held here {page.get('held_here')}, complete {page.get('complete')}"
+    ]
 
     async def kafka() -> list[str]:
         settings = worker.settings
-        consumer = AIOKafkaConsumer(**kafka_options(settings), group_id=settings.app_id,
-                                    enable_auto_commit=False)  # fmt: skip
+        consumer = AIOKafkaConsumer(**kafka_options(settings), group_id=settings.app_id, enable_auto_commit=False)
         await consumer.start()
         try:
             tps = [TopicPartition(settings.topic("events"), p) for p in sorted(PARTITIONS)]
@@ -186,10 +210,14 @@ def _diagnosis(worker: Any, seen: dict[str, Any]) -> str:
             counted[partition][0] += record["counts"]["messages"]
             if grain == "m":
                 counted[partition][1] = max(counted[partition][1], record["last"])
-        return ["partition: events end offset, committed offset, changelog messages, last offset of a message "
-                "counted (a repeat counts nothing and moves it not)"] + [
+        return [
+            "partition: events end offset, committed offset, changelog messages, last offset of a message "
+            "counted (a repeat counts nothing and moves it not)"
+        ] + [
             f"  {tp.partition}: {ends[tp]}, {committed[tp.partition]}, {counted[tp.partition][0]}, "
-            f"{counted[tp.partition][1]}" for tp in tps]  # fmt: skip
+            f"{counted[tp.partition][1]}"
+            for tp in tps
+        ]
 
     try:
         lines += asyncio.run(asyncio.wait_for(kafka(), 60))
@@ -226,8 +254,11 @@ def test_two_workers_split_the_partitions_and_both_show_the_totals_through_repea
 
         def check() -> dict[str, Any] | None:
             page = seen["page"] = _page(worker) or seen.get("page")
-            return page if page and page["last_hour"]["messages"] >= n and page["partitions"] == sorted(
-                PARTITIONS) else None  # fmt: skip
+            return (
+                page
+                if page and page["last_hour"]["messages"] >= n and page["partitions"] == sorted(PARTITIONS)
+                else None
+            )
 
         return check
 

@@ -47,8 +47,10 @@ def test_messages_committed_past_unread_still_get_their_replies(worker_factory: 
 
 
 def _messages(tag: str, count: int) -> list[Message]:
-    return [new_message(f"{OPEN_TEXTS[i % 5]} ({tag} {i})", f"gap-{i % CONVERSATIONS}", platform="test")
-            for i in range(count)]  # fmt: skip
+    return [
+        new_message(f"{OPEN_TEXTS[i % 5]} ({tag} {i})", f"gap-{i % CONVERSATIONS}", platform="test")
+        for i in range(count)
+    ]
 
 
 async def _answered(settings: Settings, messages: list[Message], timeout_s: float) -> list[Reply]:

@@ -79,9 +79,14 @@ def records_of(settings: Settings, topic: str, message_id: str, kind: type, wait
 
 def test_a_platform_posts_and_gets_the_reply_its_event_and_the_history(stack: Stack) -> None:
     conversation = f"gw-{uuid.uuid4().hex[:8]}"
-    body = {"conversation_id": conversation, "user_id": "u1", "text": "what's the weather like today?",
-            "message_id": f"m-{uuid.uuid4().hex}", "sent_at": "2026-11-30T12:00:00Z",
-            "client": "future field"}  # fmt: skip
+    body = {
+        "conversation_id": conversation,
+        "user_id": "u1",
+        "text": "what's the weather like today?",
+        "message_id": f"m-{uuid.uuid4().hex}",
+        "sent_at": "2026-11-30T12:00:00Z",
+        "client": "future field",
+    }
     status, data, _ = stack.post(body)
     assert status == 200, data
     assert data["status"] == "answered" and data["message_id"] == body["message_id"]
@@ -103,8 +108,12 @@ def test_a_platform_posts_and_gets_the_reply_its_event_and_the_history(stack: St
 
 
 def test_a_retry_by_message_id_is_produced_once_and_answered_alike(stack: Stack) -> None:
-    body = {"conversation_id": f"gw-{uuid.uuid4().hex[:8]}", "user_id": "u2", "text": "tell me a joke",
-            "message_id": f"retry-{uuid.uuid4().hex}"}  # fmt: skip
+    body = {
+        "conversation_id": f"gw-{uuid.uuid4().hex[:8]}",
+        "user_id": "u2",
+        "text": "tell me a joke",
+        "message_id": f"retry-{uuid.uuid4().hex}",
+    }
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: stack.post(body), range(4)))
     assert [status for status, _, _ in answers] == [200] * 4, answers
@@ -118,12 +127,22 @@ def test_a_retry_by_message_id_is_produced_once_and_answered_alike(stack: Stack)
 
 def test_a_message_produced_straight_to_kafka_can_be_read_through_the_gateway(stack: Stack) -> None:
     message_id = f"kafka-{uuid.uuid4().hex}"
-    value = orjson.dumps({"message_id": message_id, "conversation_id": "straight", "user_id": "u3",
-                          "platform": "web", "text": "hello from kcat", "sent_at": "2026-11-30T12:00:00+00:00",
-                          "schema_version": 1, "shiny_new_field": True})  # fmt: skip
+    value = orjson.dumps(
+        {
+            "message_id": message_id,
+            "conversation_id": "straight",
+            "user_id": "u3",
+            "platform": "web",
+            "text": "hello from kcat",
+            "sent_at": "2026-11-30T12:00:00+00:00",
+            "schema_version": 1,
+            "shiny_new_field": True,
+        }
+    )
     asyncio.run(produce(stack.settings, [(b"straight", value)]))
-    status, data, _ = until(lambda: stack.get(f"/v1/messages/{message_id}"),
-                            lambda r: r[0] == 200 and r[1]["status"] == "answered", 60)  # fmt: skip
+    status, data, _ = until(
+        lambda: stack.get(f"/v1/messages/{message_id}"), lambda r: r[0] == 200 and r[1]["status"] == "answered", 60
+    )
     assert status == 200 and data["reply"]["message_id"] == message_id, data
 
 
@@ -191,8 +210,9 @@ def test_a_late_reply_goes_to_the_webhook_signed_and_a_restarted_gateway_reads_i
         gateway.stop()
     again = start_gateway(lone_env, tmp_path)  # a fresh process reads the last minutes back
     try:
-        status, data, _ = until(lambda: call("GET", f"{again.url}/v1/messages/hook-1", token=TOKEN),
-                                lambda r: r[0] == 200, 15)  # fmt: skip
+        status, data, _ = until(
+            lambda: call("GET", f"{again.url}/v1/messages/hook-1", token=TOKEN), lambda r: r[0] == 200, 15
+        )
         assert status == 200 and data["reply"]["text"] == "I am, sadly"
         status, data, _ = call("POST", f"{again.url}/v1/messages?wait_ms=0", body, TOKEN)
         assert status == 200, "a retry after the restart is answered from what was read back, not produced"
@@ -220,16 +240,43 @@ def test_the_gateway_process_refuses_what_it_must(lone_env: dict[str, str], tmp_
 
 def test_schemathesis_finds_nothing_against_the_openapi_document(lone_env: dict[str, str], tmp_path: Path) -> None:
     # no worker behind it: every POST waits its whole wait, then answers 202
-    gateway = start_gateway(lone_env, tmp_path, BANTER_GATEWAY_MAX_WAIT_MS="50", BANTER_GATEWAY_RATE_PER_S="100000",
-                            BANTER_GATEWAY_BURST="100000")  # fmt: skip
+    gateway = start_gateway(
+        lone_env,
+        tmp_path,
+        BANTER_GATEWAY_MAX_WAIT_MS="50",
+        BANTER_GATEWAY_RATE_PER_S="100000",
+        BANTER_GATEWAY_BURST="100000",
+    )
     try:
         run = subprocess.run(
-            [str(Path(sys.executable).with_name("schemathesis")), "run", f"{gateway.url}/openapi.json",
-             "--header", f"Authorization: Bearer {TOKEN}", "--checks", "all", "--max-examples", "25",
-             "--seed", "12", "--workers", "1", "--request-timeout", "10", "--output-sanitize", "true",
-             "--report", "junit", "--report-dir", str(tmp_path / "schemathesis")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "run",
+                f"{gateway.url}/openapi.json",
+                "--header",
+                f"Authorization: Bearer {TOKEN}",
+                "--checks",
+                "all",
+                "--max-examples",
+                "25",
+                "--seed",
+                "12",
+                "--workers",
+                "1",
+                "--request-timeout",
+                "10",
+                "--output-sanitize",
+                "true",
+                "--report",
+                "junit",
+                "--report-dir",
+                str(tmp_path / "schemathesis"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         gateway.stop()
     print(run.stdout[-3000:])
@@ -277,14 +324,39 @@ def test_the_readme_kcat_commands_produce_and_consume(stack: Stack) -> None:
     if kcat is None:
         pytest.fail("the README's kcat example needs Debian's kcat: `make browser` (apt-get install kcat)")
     settings, message_id = stack.settings, f"kcat-{uuid.uuid4().hex}"
-    value = json.dumps({"message_id": message_id, "conversation_id": "c42", "user_id": "u7", "platform": "web",
-                        "text": "hi there!", "sent_at": "2026-11-30T12:00:00Z"})  # fmt: skip
-    subprocess.run([kcat, "-P", "-b", settings.bootstrap, "-t", settings.topic("messages"), "-K", "|"],
-                   input=f"c42|{value}\n", text=True, check=True, timeout=30)  # fmt: skip
+    value = json.dumps(
+        {
+            "message_id": message_id,
+            "conversation_id": "c42",
+            "user_id": "u7",
+            "platform": "web",
+            "text": "hi there!",
+            "sent_at": "2026-11-30T12:00:00Z",
+        }
+    )
+    subprocess.run(
+        [kcat, "-P", "-b", settings.bootstrap, "-t", settings.topic("messages"), "-K", "|"],
+        input=f"c42|{value}\n",
+        text=True,
+        check=True,
+        timeout=30,
+    )
 
     def replies() -> str:
-        read = [kcat, "-C", "-b", settings.bootstrap, "-t", settings.topic("replies"), "-o", "beginning", "-e", "-q",
-                "-f", "%k %s\n"]  # fmt: skip
+        read = [
+            kcat,
+            "-C",
+            "-b",
+            settings.bootstrap,
+            "-t",
+            settings.topic("replies"),
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k %s\n",
+        ]
         return subprocess.run(read, capture_output=True, text=True, timeout=60).stdout
 
     out = until(replies, lambda text: message_id in text, 60)

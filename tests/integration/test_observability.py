@@ -46,8 +46,21 @@ TEXTS = (
     "I love you so much",
     "the new neighbours play the trombone every night at eleven",
 )
-ALLOWED_LABELS = {"__name__", "job", "instance", "le", "model", "version", "stage", "source",
-                  "reason", "agent", "topic", "intent", "status"}  # fmt: skip
+ALLOWED_LABELS = {
+    "__name__",
+    "job",
+    "instance",
+    "le",
+    "model",
+    "version",
+    "stage",
+    "source",
+    "reason",
+    "agent",
+    "topic",
+    "intent",
+    "status",
+}
 
 
 class Prometheus:
@@ -59,8 +72,12 @@ class Prometheus:
         self.log_path = workdir / "prometheus.log"
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        command = [binary, f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-                   f"--web.listen-address=127.0.0.1:{self.port}"]  # fmt: skip
+        command = [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -260,8 +277,11 @@ def test_consumer_lag_covers_banters_topics_and_nothing_else(observed: Observed)
 
 def test_alert_rules_load_and_evaluate_without_error(observed: Observed) -> None:
     prom = observed.prometheus
-    wanted = {rule["alert"] for group in yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"]
-              for rule in group["rules"]}  # fmt: skip
+    wanted = {
+        rule["alert"]
+        for group in yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
 
     def rules() -> list[dict[str, Any]]:
         return [rule for group in prom.api("/api/v1/rules")["groups"] for rule in group["rules"]]
@@ -298,9 +318,19 @@ def test_the_dashboard_is_wired_to_the_provisioned_datasource() -> None:
     provisioned = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
     (source,) = yaml.safe_load(provisioned.read_text())["datasources"]
     titles = {panel["title"] for panel in dashboard_panels(dashboard)}
-    for wanted in ("Model latency p50", "Model latency p95", "Model latency p99", "Throughput", "Replies by source",
-                   "Fallbacks by reason", "Dead letters by reason", "Consumer lag", "Event-loop lag",
-                   "Model versions", "End-to-end latency"):  # fmt: skip
+    for wanted in (
+        "Model latency p50",
+        "Model latency p95",
+        "Model latency p99",
+        "Throughput",
+        "Replies by source",
+        "Fallbacks by reason",
+        "Dead letters by reason",
+        "Consumer lag",
+        "Event-loop lag",
+        "Model versions",
+        "End-to-end latency",
+    ):
         assert wanted in titles, wanted
     for panel in dashboard_panels(dashboard):
         assert panel["targets"], panel["title"]
@@ -322,8 +352,11 @@ def test_every_dashboard_query_returns_data_after_traffic(observed: Observed) ->
 def test_prometheus_config_and_alert_unit_tests_pass_promtool() -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool comes with Prometheus: apt-get install prometheus"
-    checks = [["check", "config", "prometheus.yml"], ["check", "config", "prometheus.compose.yml"],
-              ["test", "rules", "alerts_test.yml"]]  # fmt: skip
+    checks = [
+        ["check", "config", "prometheus.yml"],
+        ["check", "config", "prometheus.compose.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ]
     for check in checks:
         done = subprocess.run([promtool, *check], cwd=PROMETHEUS_DIR, capture_output=True, text=True)
         assert done.returncode == 0, f"promtool {' '.join(check)}:\n{done.stdout}{done.stderr}"

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from schemas import DeadLetter, Message, Reply, SchemaError, decode, encode
 from streams.client import new_message
-from streams.kafka import kafka_options
 from streams.deadletters import HEAD_BYTES, MAX_LETTER_BYTES
+from streams.kafka import kafka_options
 from streams.settings import Settings
 from tests.integration.kafka_io import read_topic
 
@@ -43,8 +43,9 @@ FIELDS = ("message_id", "conversation_id", "user_id", "platform", "text", "sent_
 
 texts = st.text(st.sampled_from(ODD_CHARS) | st.characters(), max_size=80) | st.sampled_from(INJECTIONS)
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | texts
-json_values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(texts, kids, max_size=4),
-                           max_leaves=12)  # fmt: skip
+json_values = st.recursive(
+    scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(texts, kids, max_size=4), max_leaves=12
+)
 
 
 @st.composite
@@ -62,8 +63,10 @@ def lone_surrogate(draw: st.DrawFn) -> bytes:
 
 # A spec: raw bytes, or the fields to drop from / change in a valid message (ids filled in later).
 raw = st.binary(max_size=200) | texts.map(lambda t: t.encode("utf-8", "surrogatepass")) | nested() | lone_surrogate()
-changed = st.tuples(st.lists(st.sampled_from(FIELDS), max_size=2, unique=True),
-                    st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=2))  # fmt: skip
+changed = st.tuples(
+    st.lists(st.sampled_from(FIELDS), max_size=2, unique=True),
+    st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=2),
+)
 hostile_text = st.tuples(st.just([]), texts.map(lambda t: {"text": t}))
 specs = st.lists(raw | changed | hostile_text, min_size=PER_EXAMPLE, max_size=PER_EXAMPLE)
 
@@ -73,8 +76,13 @@ def generate(count: int) -> list[Any]:
     found: list[Any] = []
 
     @seed(20261130)
-    @settings(max_examples=3 * count // PER_EXAMPLE, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=3 * count // PER_EXAMPLE,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(specs)
     def collect(batch: list[Any]) -> None:
         if len(found) < count:
@@ -209,11 +217,13 @@ def test_ten_thousand_poison_records_never_crash_an_agent(worker_factory: Any) -
     got = [decode(record.value, Reply) for record in replies]
     mine = sorted(reply.latency_ms for reply in got if reply.message_id in valid) or [0.0]
     late = sum(1 for latency in mine if latency > settings.budget_ms)
-    print(f"\n[poison] records {len(records)}: {len(bad)} bad, {len(valid)} valid, {len(answerable)} hostile "
-          f"but valid; dead letters {len(letters)}, replies {len(replies)}; reasons {reasons}; RSS "
-          f"{rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB; valid replies p50 {mine[len(mine) // 2]:.0f} "
-          f"ms, max {mine[-1]:.0f} ms, {late} over budget; generated in {generated_s:.1f} s, "
-          f"all in {time.monotonic() - started:.0f} s")  # fmt: skip
+    print(
+        f"\n[poison] records {len(records)}: {len(bad)} bad, {len(valid)} valid, {len(answerable)} hostile "
+        f"but valid; dead letters {len(letters)}, replies {len(replies)}; reasons {reasons}; RSS "
+        f"{rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB; valid replies p50 {mine[len(mine) // 2]:.0f} "
+        f"ms, max {mine[-1]:.0f} ms, {late} over budget; generated in {generated_s:.1f} s, "
+        f"all in {time.monotonic() - started:.0f} s"
+    )
     assert not missing_dead, f"{len(missing_dead)} bad records never dead-lettered"
     assert not missing_replies, f"{len(missing_replies)} valid messages never answered"
     assert not [line for line in log.splitlines() if any(crash in line for crash in CRASH_LINES)]

@@ -30,6 +30,7 @@ OPEN_TEXTS = (
 async def timed_asks(settings: Any, texts: list[tuple[str, str]], timeout_s: float = 30.0) -> list[tuple[Reply, float]]:
     """Send each (text, conversation) and return its reply with the client-side latency."""
     async with connected(settings) as client:
+
         async def one(text: str, conversation: str) -> tuple[Reply, float]:
             started = time.monotonic()
             reply = await client.ask(new_message(text, conversation, platform="test"), timeout_s)
@@ -158,9 +159,14 @@ def _replies_after_restart(worker_factory: Any, worker: Any, wanted: set[str]) -
     """Restart ``worker`` and read banter.replies until every wanted message has a reply."""
     again = worker_factory.restart(worker)
     try:
-        return asyncio.run(read_topic(
-            worker.settings, "replies", lambda rs: wanted <= {decode(r.value, Reply).message_id for r in rs}, 300.0,
-        ))  # fmt: skip
+        return asyncio.run(
+            read_topic(
+                worker.settings,
+                "replies",
+                lambda rs: wanted <= {decode(r.value, Reply).message_id for r in rs},
+                300.0,
+            )
+        )
     finally:
         again.stop()
 
@@ -184,8 +190,9 @@ def _trace(settings: Any, missing: set[str], at_kill: dict[tuple[str, int], int 
                     found[mid][topic] += 1
                 if topic in ("messages", "turns") and record.value.startswith(b'{"message_id":"' + mid.encode()):
                     turn_at[mid].append((topic, record.partition, record.offset))
-    for record in asyncio.run(read_topic(settings, f"{settings.app_id}-conversations-changelog", lambda rs: False,
-                                         5.0, full_name=True)):  # fmt: skip
+    for record in asyncio.run(
+        read_topic(settings, f"{settings.app_id}-conversations-changelog", lambda rs: False, 5.0, full_name=True)
+    ):
         for mid in missing:
             if mid.encode() in (record.value or b""):
                 found[mid]["conversations-changelog"] += 1
@@ -198,11 +205,13 @@ def _trace(settings: Any, missing: set[str], at_kill: dict[tuple[str, int], int 
     for mid in sorted(missing)[:5]:
         state = last.get(mid, b"")
         where = "done" if b'"done":' in state and state.rfind(mid.encode()) > state.find(b'"done":') else "pending"
-        lines.append(f"{mid} (message {order.index(mid)} of {len(order)}): records {dict(found[mid])}; "
-                     f"(topic, partition, offset) {turn_at[mid]}, "
-                     f"committed at the kill {[at_kill.get((t, p)) for t, p, _ in turn_at[mid]]}; "
-                     f"routing state: {where if state else 'never'} "
-                     f"{state[:600]!r}")  # fmt: skip
+        lines.append(
+            f"{mid} (message {order.index(mid)} of {len(order)}): records {dict(found[mid])}; "
+            f"(topic, partition, offset) {turn_at[mid]}, "
+            f"committed at the kill {[at_kill.get((t, p)) for t, p, _ in turn_at[mid]]}; "
+            f"routing state: {where if state else 'never'} "
+            f"{state[:600]!r}"
+        )
     return "\n".join(lines)
 
 

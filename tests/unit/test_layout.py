@@ -85,7 +85,9 @@ def test_only_settings_reads_the_environment() -> None:
 APP_IMPORTERS = {"streams/topics.py", "streams/tables.py", "streams/commands.py"}
 
 
-def _importers(module: str, packages: tuple[str, ...] = ("schemas", "streams", "agents", "models", "benchmarks")) -> set[str]:
+def _importers(
+    module: str, packages: tuple[str, ...] = ("schemas", "streams", "agents", "models", "benchmarks")
+) -> set[str]:
     found = set()
     for package in packages:
         for path in _modules(package):

@@ -40,8 +40,10 @@ def test_split_runs_every_role_exactly_once() -> None:
 
 def test_why_a_worker_stopped(tmp_path: Path) -> None:
     log = tmp_path / "w.log"
-    log.write_text('{"level":"error","msg":"Topic x not found"}\nnot json\n'
-                   '{"level":"error","msg":"[^-App]: Crashed reason=RuntimeError(\'boom\')"}\n')  # fmt: skip
+    log.write_text(
+        '{"level":"error","msg":"Topic x not found"}\nnot json\n'
+        '{"level":"error","msg":"[^-App]: Crashed reason=RuntimeError(\'boom\')"}\n'
+    )
     assert first_error(log) == "[^-App]: Crashed reason=RuntimeError('boom')"
     log.write_text('{"level":"info","msg":"hi"}\n{"level":"critical","msg":"bad"}\n')
     assert first_error(log) == "bad"

@@ -20,8 +20,22 @@ def test_defaults() -> None:
 
 
 def test_a_short_run() -> None:
-    got = plan(["--rates", "10,30", "--duration", "20", "--configs", "one", "--overload-duration", "20",
-                "--skip-ceilings", "--no-overload", "--port", "19999"])  # fmt: skip
+    got = plan(
+        [
+            "--rates",
+            "10,30",
+            "--duration",
+            "20",
+            "--configs",
+            "one",
+            "--overload-duration",
+            "20",
+            "--skip-ceilings",
+            "--no-overload",
+            "--port",
+            "19999",
+        ]
+    )
     assert got.rates == (10.0, 30.0) and got.configs == ("one",) and got.ceilings == ()
     assert not got.overload and got.port == 19999
     assert got.count(30.0) == 600 and got.count(30.0, seconds=2) == 60
@@ -34,8 +48,7 @@ def test_messages_and_conversations() -> None:
     assert "fewer than 8 turns" in got.warnings()[0]
 
 
-@pytest.mark.parametrize("argv", [["--rates", "10,x"], ["--rates", "0"], ["--configs", "three"],
-                                  ["--ceilings", "gpu"]])  # fmt: skip
+@pytest.mark.parametrize("argv", [["--rates", "10,x"], ["--rates", "0"], ["--configs", "three"], ["--ceilings", "gpu"]])
 def test_bad_options_exit_with_usage(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         plan(argv)

@@ -26,13 +26,25 @@ def _summary(offered: float, phase: str, fallback_every: int = 0) -> PhaseSummar
 
 
 def _result() -> BenchResult:
-    one = ConfigResult("one", ["all"], sweep=[_summary(10, "10/s"), _summary(30, "30/s", 5)],
-                       overload=_summary(60, "overload", 2), light=_summary(1, "light"))  # fmt: skip
-    result = BenchResult("banter bench --rates 10,30", 1000.0, 2, configs=[one, ConfigResult("two", ["all", "all"],
-                         error="TimeoutError: not ready")], models=ModelCeilings(16, 400.0, 150.0, None, 3.0, 4),
-                         echo=[EchoSummary(10.0, 100, 100, 10.0, Latency(2.0, 3.0, 4.0, 5.0)),
-                               EchoSummary(0.0, 2000, 1990, math.nan, Latency(2.0, 3.0, 4.0, 5.0))],
-                         baseline=_summary(60, "60/s", 2))  # fmt: skip
+    one = ConfigResult(
+        "one",
+        ["all"],
+        sweep=[_summary(10, "10/s"), _summary(30, "30/s", 5)],
+        overload=_summary(60, "overload", 2),
+        light=_summary(1, "light"),
+    )
+    result = BenchResult(
+        "banter bench --rates 10,30",
+        1000.0,
+        2,
+        configs=[one, ConfigResult("two", ["all", "all"], error="TimeoutError: not ready")],
+        models=ModelCeilings(16, 400.0, 150.0, None, 3.0, 4),
+        echo=[
+            EchoSummary(10.0, 100, 100, 10.0, Latency(2.0, 3.0, 4.0, 5.0)),
+            EchoSummary(0.0, 2000, 1990, math.nan, Latency(2.0, 3.0, 4.0, 5.0)),
+        ],
+        baseline=_summary(60, "60/s", 2),
+    )
     result.checks = targets.checks(result)
     return result
 

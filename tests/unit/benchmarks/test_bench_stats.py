@@ -73,9 +73,15 @@ def test_end_to_end_runs_from_produce_to_arrival() -> None:
 
 @pytest.mark.parametrize(
     ("throughput", "p99", "fallback", "held"),
-    [(95.0, 1000.0, 0.0, True), (94.9, 500.0, 0.0, False), (100.0, 1000.1, 0.0, False),
-     (100.0, 500.0, 0.01, False), (math.nan, 500.0, 0.0, False), (100.0, math.nan, 0.0, False)],
-)  # fmt: skip
+    [
+        (95.0, 1000.0, 0.0, True),
+        (94.9, 500.0, 0.0, False),
+        (100.0, 1000.1, 0.0, False),
+        (100.0, 500.0, 0.01, False),
+        (math.nan, 500.0, 0.0, False),
+        (100.0, math.nan, 0.0, False),
+    ],
+)
 def test_sustained_needs_throughput_latency_and_few_fallbacks(
     throughput: float, p99: float, fallback: float, held: bool
 ) -> None:

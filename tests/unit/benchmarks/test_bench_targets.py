@@ -20,13 +20,28 @@ from benchmarks.bench.targets import (
 
 def _phase(offered: float, sustained: bool = True, model_rps: float | None = None, **changes: object) -> PhaseSummary:
     phase = PhaseSummary(
-        config="one", phase=f"{offered:g}/s", offered_rps=offered, sent=100, answered=100, unanswered=0, duplicates=0,
-        send_errors=0, seconds=10.0, achieved_rps=offered, throughput_rps=offered,
-        model_rps=offered if model_rps is None else model_rps, e2e_ms=Latency(50.0, 200.0, 400.0, 500.0),
-        reply_ms=Latency(40.0, 190.0, 390.0, 490.0), sources={"canned": 30, "retrieval": 70},
-        shares={"canned": 0.3, "retrieval": 0.7, "generative": 0.0, "fallback": 0.0}, fallback_share=0.0,
-        generator_share=0.1, canned_p50_ms=12.0, sustained=sustained, health=Health(0, 900 * 1024**2, 0.01),
-    )  # fmt: skip
+        config="one",
+        phase=f"{offered:g}/s",
+        offered_rps=offered,
+        sent=100,
+        answered=100,
+        unanswered=0,
+        duplicates=0,
+        send_errors=0,
+        seconds=10.0,
+        achieved_rps=offered,
+        throughput_rps=offered,
+        model_rps=offered if model_rps is None else model_rps,
+        e2e_ms=Latency(50.0, 200.0, 400.0, 500.0),
+        reply_ms=Latency(40.0, 190.0, 390.0, 490.0),
+        sources={"canned": 30, "retrieval": 70},
+        shares={"canned": 0.3, "retrieval": 0.7, "generative": 0.0, "fallback": 0.0},
+        fallback_share=0.0,
+        generator_share=0.1,
+        canned_p50_ms=12.0,
+        sustained=sustained,
+        health=Health(0, 900 * 1024**2, 0.01),
+    )
     return dataclasses.replace(phase, **changes)  # type: ignore[arg-type]
 
 
@@ -49,8 +64,14 @@ def test_overload_target() -> None:
 
 def test_efficiency_target_needs_the_ceiling_and_the_baseline() -> None:
     one = ConfigResult("one", ["all"], sweep=[_phase(100, model_rps=100.0)], overload=_phase(200, model_rps=120.0))
-    result = BenchResult("bench", 1000.0, 2, configs=[one], models=ModelCeilings(16, nongen_mps=200.0),
-                         baseline=_phase(200, model_rps=20.0))  # fmt: skip
+    result = BenchResult(
+        "bench",
+        1000.0,
+        2,
+        configs=[one],
+        models=ModelCeilings(16, nongen_mps=200.0),
+        baseline=_phase(200, model_rps=20.0),
+    )
     check = check_efficiency(one, result)
     assert check.passed is True and "60.0% of in-process 200.0" in check.figure and " 6.0x" in check.figure
     result.baseline = _phase(200, model_rps=30.0)

@@ -137,12 +137,20 @@ def test_partitions_add_up_and_windows_land_in_their_minute_and_hour() -> None:
 def test_models_picked_late_skipped_and_their_latency() -> None:
     shard = Shard(0, {})
     for i in range(100):
-        shard.add(Ev(f"m{i}", candidates=(
-            Cand("intent", latency_ms=5.0 + i % 3),
-            Cand("responder", latency_ms=20.0, picked=i % 2 == 0),
-            Cand("generator", status="skipped", latency_ms=0.0) if i % 4 == 0
-            else Cand("generator", latency_ms=100.0 + i, picked=i % 2 == 1, late=i % 10 == 1),
-        )), i, NOW)  # fmt: skip
+        shard.add(
+            Ev(
+                f"m{i}",
+                candidates=(
+                    Cand("intent", latency_ms=5.0 + i % 3),
+                    Cand("responder", latency_ms=20.0, picked=i % 2 == 0),
+                    Cand("generator", status="skipped", latency_ms=0.0)
+                    if i % 4 == 0
+                    else Cand("generator", latency_ms=100.0 + i, picked=i % 2 == 1, late=i % 10 == 1),
+                ),
+            ),
+            i,
+            NOW,
+        )
     models = analytics.report(shard.records.items(), NOW)["last_hour"]["models"]
     assert models["responder"]["picked"] == 50 and models["generator"]["picked"] == 50
     assert models["generator"]["skipped"] == 25 and models["generator"]["skipped_rate"] == 0.25

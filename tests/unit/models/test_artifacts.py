@@ -13,8 +13,7 @@ from models.build import clinc, intent_eval
 from models.config import ModelConfig
 
 
-def test_empty_cache_is_reported_with_the_fix(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_cache_is_reported_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(generator, "check", lambda config: [])
     problems = artifacts.check(ModelConfig(cache_dir=tmp_path))
     assert len(problems) == 3
@@ -42,8 +41,7 @@ def test_versions_follow_settings_that_change_outputs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_build_all_skips_current_artifacts(built_config: ModelConfig,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_all_skips_current_artifacts(built_config: ModelConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(generator, "check", lambda config: [])
     notes: list[str] = []
     manifest = build.build_all(built_config, notes.append, with_generator=False)
@@ -69,11 +67,21 @@ def test_evaluation_report_on_clinc_format(built_config: ModelConfig, tmp_path: 
     split = dataset.project_split()
     keep = {"greeting", "weather", "music", "sadness", "love_declaration", "pets"}
     small = dataset.Split(
-        train=[e for e in split.train if e[1] in keep], test=[e for e in split.test if e[1] in keep],
-        oos_train=split.oos_train[:60], oos_test=split.oos_test)
+        train=[e for e in split.train if e[1] in keep],
+        test=[e for e in split.test if e[1] in keep],
+        oos_train=split.oos_train[:60],
+        oos_test=split.oos_test,
+    )
     path = tmp_path / "clinc.json"
     clinc.write_clinc(small, path)
     report = intent_eval.run(path, built_config, lambda _: None)
-    for needle in ("in-scope accuracy", "out-of-scope recall", "out-of-scope precision",
-                   "AUROC", "threshold", "batch 1", "batch 32"):
+    for needle in (
+        "in-scope accuracy",
+        "out-of-scope recall",
+        "out-of-scope precision",
+        "AUROC",
+        "threshold",
+        "batch 1",
+        "batch 32",
+    ):
         assert needle in report

@@ -22,14 +22,25 @@ def bot(built_config: ModelConfig) -> dialogue_eval.Bot:
 
 def test_sources_map_to_kinds() -> None:
     assert [selector_fitting.kind_of(s) for s in ("written", "retrieval-2", "generator", "backchannel")] == [
-        "retrieval", "retrieval", "generator", "backchannel"]
+        "retrieval",
+        "retrieval",
+        "generator",
+        "backchannel",
+    ]
 
 
-def row(turn: int, source: str = "retrieval", intent: str | None = "food", confidence: float = 0.9,
-        chosen: str = "r") -> dict[str, Any]:  # fmt: skip
-    return {"conversation": "c", "turn": turn, "intent": intent, "intent_confidence": confidence, "source": source,
-            "context": [["user", "hi"]],
-            "candidates": {"retrieval": "r", "generator": "g", "top_retrieval": "r", "chosen": chosen}}  # fmt: skip
+def row(
+    turn: int, source: str = "retrieval", intent: str | None = "food", confidence: float = 0.9, chosen: str = "r"
+) -> dict[str, Any]:
+    return {
+        "conversation": "c",
+        "turn": turn,
+        "intent": intent,
+        "intent_confidence": confidence,
+        "source": source,
+        "context": [["user", "hi"]],
+        "candidates": {"retrieval": "r", "generator": "g", "top_retrieval": "r", "chosen": chosen},
+    }
 
 
 def test_the_rule_before_the_selector() -> None:
@@ -42,14 +53,22 @@ def test_the_rule_before_the_selector() -> None:
 
 def test_ssa_per_way_of_choosing() -> None:
     turns = [row(1, chosen="r"), row(7, source="generative", chosen="g")]
-    ratings = {"c:1:retrieval": {"sensible": 1, "specific": 1}, "c:1:generator": {"sensible": 0, "specific": 1},
-               "c:7:retrieval": {"sensible": 1, "specific": 0}, "c:7:generator": {"sensible": 1, "specific": 1}}
+    ratings = {
+        "c:1:retrieval": {"sensible": 1, "specific": 1},
+        "c:1:generator": {"sensible": 0, "specific": 1},
+        "c:7:retrieval": {"sensible": 1, "specific": 0},
+        "c:7:generator": {"sensible": 1, "specific": 1},
+    }
     got = dialogue_eval.ssa(turns, ratings)
     assert got["selector (chosen)"] == {"rated": 2, "sensible": 1.0, "specific": 1.0, "ssa": 1.0}
     assert got["responder's best only"]["specific"] == 0.5
     assert got["understand step only (no generator)"] == got["responder's best only"]  # same texts, same ratings
-    assert [item["key"] for item in dialogue_eval.rating_rows(turns)] == ["c:1:retrieval", "c:1:generator",
-                                                                          "c:7:retrieval", "c:7:generator"]
+    assert [item["key"] for item in dialogue_eval.rating_rows(turns)] == [
+        "c:1:retrieval",
+        "c:1:generator",
+        "c:7:retrieval",
+        "c:7:generator",
+    ]
     # not sensible, so not specific either
     assert got["generator only"]["sensible"] == 0.5 and got["generator only"]["specific"] == 0.5
 

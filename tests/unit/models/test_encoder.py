@@ -109,8 +109,7 @@ def test_empty_batch(encoder_config: ModelConfig) -> None:
 
 @slow
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_embedding_independent_of_batch_mates(encoder_config: ModelConfig,
-                                             precision: str) -> None:
+def test_embedding_independent_of_batch_mates(encoder_config: ModelConfig, precision: str) -> None:
     enc = onnx_encoder(encoder_config, precision)
     alone = np.stack([enc.encode([t])[0] for t in TEXTS])
     together = enc.encode(TEXTS)

@@ -17,8 +17,12 @@ from models.store import ArtifactsError
 from models.types import Dialogue, Utterance
 from streams.settings import Settings
 
-MESSAGES = ["i'm so tired today, work was brutal", "what should i cook tonight?", "just got a new job!!",
-            "my sister is getting married next week"]  # fmt: skip
+MESSAGES = [
+    "i'm so tired today, work was brutal",
+    "what should i cook tonight?",
+    "just got a new job!!",
+    "my sister is getting married next week",
+]
 
 
 def ask(text: str, *earlier: Utterance) -> Dialogue:
@@ -78,8 +82,13 @@ def test_a_reply_is_a_function_of_its_dialogue(packaged: ChatGenerator) -> None:
 
 
 def test_a_reply_never_depends_on_its_batch_mates(packaged: ChatGenerator) -> None:
-    batch = [ask(m) for m in MESSAGES] + [ask("ok", Utterance("user", "my cat knocked over a plant"),
-                                              Utterance("bot", "Chaos gremlin! Is the plant alive?"))]  # fmt: skip
+    batch = [ask(m) for m in MESSAGES] + [
+        ask(
+            "ok",
+            Utterance("user", "my cat knocked over a plant"),
+            Utterance("bot", "Chaos gremlin! Is the plant alive?"),
+        )
+    ]
     together = packaged.predict(batch)
     assert together == [packaged.predict([dialogue])[0] for dialogue in batch]
 
@@ -106,9 +115,17 @@ def test_any_hugging_face_causal_lm_folder_builds_and_serves(tmp_path: Path, pac
 
     folder = tmp_path / "tiny-llama"
     tok = packaged.tokenizer
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     settings = ModelConfig(cache_dir=tmp_path / "cache", generator=str(folder), generator_max_time_s=30.0)

@@ -67,8 +67,7 @@ def test_labels_independent_of_batch_mates(intent_model: Any) -> None:
 
 def test_threshold_override_changes_version(built_config: ModelConfig) -> None:
     default = registry.load("intent", built_config)
-    strict = registry.load("intent", ModelConfig(cache_dir=built_config.cache_dir,
-                                                 oos_threshold=0.999))
+    strict = registry.load("intent", ModelConfig(cache_dir=built_config.cache_dir, oos_threshold=0.999))
     assert strict.version != default.version
     assert not strict.predict(["my cat knocked over my plant"])[0].in_scope
 

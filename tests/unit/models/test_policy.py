@@ -50,8 +50,9 @@ def test_good_retrieval_answers_without_waiting_for_the_generator() -> None:
     assert decision.fallback_reason == "deadline"  # made without the generator's candidate, and says so
 
 
-@pytest.mark.parametrize(("retrieval", "generated", "source"), [(0.6, 0.7, "generative"), (0.7, 0.6, "retrieval"),
-                                                                 (0.5, 0.5, "retrieval")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("retrieval", "generated", "source"), [(0.6, 0.7, "generative"), (0.7, 0.6, "retrieval"), (0.5, 0.5, "retrieval")]
+)
 def test_the_better_candidate_wins(retrieval: float, generated: float, source: str) -> None:
     outputs = {"intent": intent(), "responder": responder(quality=retrieval), "generator": generator(quality=generated)}
     decision = decide(SHORT, outputs, CONFIG, final=False)

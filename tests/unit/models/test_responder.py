@@ -15,9 +15,34 @@ from models import dataset, responder
 from models.build import response_bank
 from models.types import Dialogue, Proposal, Utterance
 
-BLOCKLIST = ("stupid", "idiot", "dumb", "ugly", "fat", "kill", "die", "suicide", "sexy", "sex",
-             "nude", "naked", "shut up", "loser", "moron", "retard", "damn", "hell", "crap", "drunk",
-             "drugs", "pills", "dose", "lawyer", "sue", "hate you")  # fmt: skip
+BLOCKLIST = (
+    "stupid",
+    "idiot",
+    "dumb",
+    "ugly",
+    "fat",
+    "kill",
+    "die",
+    "suicide",
+    "sexy",
+    "sex",
+    "nude",
+    "naked",
+    "shut up",
+    "loser",
+    "moron",
+    "retard",
+    "damn",
+    "hell",
+    "crap",
+    "drunk",
+    "drugs",
+    "pills",
+    "dose",
+    "lawyer",
+    "sue",
+    "hate you",
+)
 """Words and phrases no persona reply may contain."""
 STEMS = ("diagnos", "prescri", "medicat", "f*")
 """Word starts no persona reply may contain (medical advice, masked swearing)."""
@@ -25,8 +50,7 @@ PIZZA = "Pizza is always the answer. What's the question?"
 BREAKUP = "Oh no. Do you want to talk about what happened, or be distracted?"
 
 
-def said(text: str, seed: int = 0, intent: str | None = None,
-         before: tuple[Utterance, ...] = ()) -> Dialogue:
+def said(text: str, seed: int = 0, intent: str | None = None, before: tuple[Utterance, ...] = ()) -> Dialogue:
     return Dialogue((*before, Utterance("user", text)), intent=intent, seed=seed)
 
 
@@ -64,8 +88,13 @@ def test_the_blocklist_check_catches_a_bad_reply() -> None:
 
 
 def test_context_of_is_the_bots_last_reply_and_the_users_previous_message() -> None:
-    history = (Utterance("user", "a"), Utterance("bot", "b"), Utterance("user", "c"),
-               Utterance("bot", "d"), Utterance("user", "e"))  # fmt: skip
+    history = (
+        Utterance("user", "a"),
+        Utterance("bot", "b"),
+        Utterance("user", "c"),
+        Utterance("bot", "d"),
+        Utterance("user", "e"),
+    )
     assert responder.context_of(Dialogue(history)) == ("d", "c")
     assert responder.context_of(said("hi")) == (None, None)
 

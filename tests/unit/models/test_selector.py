@@ -10,8 +10,13 @@ from models.build import selector_fitting
 from models.selector import FEATURES, Selector, Weights, features, overlap, unsafe
 from models.types import Dialogue, Proposal, Utterance
 
-ASKED = Dialogue((Utterance("user", "i adopted a puppy"), Utterance("bot", "A puppy! Name, now."),
-                  Utterance("user", "his name is biscuit")))  # fmt: skip
+ASKED = Dialogue(
+    (
+        Utterance("user", "i adopted a puppy"),
+        Utterance("bot", "A puppy! Name, now."),
+        Utterance("user", "his name is biscuit"),
+    )
+)
 
 
 def feature(row: np.ndarray, name: str) -> float:
@@ -73,8 +78,13 @@ def test_overlap() -> None:
 def test_assess_fills_quality_and_zeroes_unsafe_or_empty() -> None:
     weights = Weights(tuple(1.0 if f == "rel_msg" else 0.0 for f in FEATURES), -0.5, 0.9)
     scorer = Selector(BagOfWords(), weights)
-    candidates = [Proposal("biscuit is a great name", -1.0), Proposal("taxes are due", -1.0),
-                  Proposal("screw you, bastard", -1.0), Proposal("", 0.0), Proposal("His name is Biscuit!", -0.5)]
+    candidates = [
+        Proposal("biscuit is a great name", -1.0),
+        Proposal("taxes are due", -1.0),
+        Proposal("screw you, bastard", -1.0),
+        Proposal("", 0.0),
+        Proposal("His name is Biscuit!", -0.5),
+    ]
     out = scorer.assess([ASKED] * 5, candidates, "generator")
     qualities = [c.quality for c in out]
     assert qualities[0] is not None and qualities[1] is not None and qualities[0] > qualities[1]

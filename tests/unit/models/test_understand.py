@@ -18,8 +18,12 @@ from models.understand import SHORTLIST, Understander
 
 pytestmark = pytest.mark.slow
 
-TEXTS = ("what's the weather like today?", "I rebuilt an old bicycle with my grandfather",
-         "you're my best friend", "tell me a joke")  # fmt: skip
+TEXTS = (
+    "what's the weather like today?",
+    "I rebuilt an old bicycle with my grandfather",
+    "you're my best friend",
+    "tell me a joke",
+)
 ASKED = "Sure, ask me anything."
 """A bot line that is not in the bank: the step embeds it (once for the whole batch)."""
 PIZZA = "Pizza is always the answer. What's the question?"
@@ -68,22 +72,26 @@ def test_one_encoder_call_per_batch_and_no_text_embedded_twice(built_config: Mod
     counting(encoder, calls)
     try:
         first = understander.predict(dialogues())
-        later = [Dialogue((*d.history, Utterance("bot", u.reply.text), Utterance("user", "really?")))
-                 for d, u in zip(dialogues(), first, strict=True)]  # fmt: skip
+        later = [
+            Dialogue((*d.history, Utterance("bot", u.reply.text), Utterance("user", "really?")))
+            for d, u in zip(dialogues(), first, strict=True)
+        ]
         understander.predict(later)
     finally:
         del encoder.encode
     # the second turn's context (the previous messages, bank replies) is not embedded again
     assert calls == [[*TEXTS, ASKED], ["really?"]]
-    assert understander.versions == {"intent": understander.intent.version,
-                                     "responder": understander.responder.version}  # fmt: skip
+    assert understander.versions == {"intent": understander.intent.version, "responder": understander.responder.version}
 
 
 def test_context_changes_the_reply_but_not_the_intent(built_config: ModelConfig) -> None:
     understander = plain(built_config)
-    contexts = [(), (Utterance("user", "I'm starving"), Utterance("bot", PIZZA)),
-                (Utterance("user", "my dog is so cute"), Utterance("bot", "Tell your furry friend I said hi.")),
-                (Utterance("user", "I have a crush"), Utterance("bot", "Ooh, a crush! Tell me everything. Who is it?"))]
+    contexts = [
+        (),
+        (Utterance("user", "I'm starving"), Utterance("bot", PIZZA)),
+        (Utterance("user", "my dog is so cute"), Utterance("bot", "Tell your furry friend I said hi.")),
+        (Utterance("user", "I have a crush"), Utterance("bot", "Ooh, a crush! Tell me everything. Who is it?")),
+    ]
     batch = [Dialogue((*before, Utterance("user", "yes!"))) for before in contexts]
     understood = understander.predict(batch)
     alone = understander.intent.predict(["yes!"])[0]

@@ -175,8 +175,12 @@ def test_non_ascii_text_round_trips() -> None:
 
 def test_from_obj_is_as_strict_as_decode() -> None:
     assert from_obj(message(), Message) == decode(orjson.dumps(message()), Message)
-    cases = [(message(sent_at=True), "wrong_type"), (message(sent_at="1.5"), "wrong_type"),
-             (message(text=""), "empty_text"), ([message()], "not_an_object")]  # fmt: skip
+    cases = [
+        (message(sent_at=True), "wrong_type"),
+        (message(sent_at="1.5"), "wrong_type"),
+        (message(text=""), "empty_text"),
+        ([message()], "not_an_object"),
+    ]
     for obj, reason in cases:
         with pytest.raises(SchemaError) as info:
             from_obj(obj, Message)

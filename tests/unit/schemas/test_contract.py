@@ -109,13 +109,36 @@ def _records() -> dict[str, Any]:
         "messages": Message("m1", "c1", "u1", "web", "hi", 1.0),
         "turns": Turn("m1", "c1", "u1", "web", "hi", 1.0, 2, [HistoryItem("bot", "yo", "m0")], 3.0, 10.0, 11.0),
         "outputs": ModelOutput(
-            "m1", "c1", "understand", "v1", "understanding", "ok", 3.5, 10.2, label="greeting", confidence=0.9,
-            in_scope=True, text="hey", score=0.7, turn=ref, versions={"intent": "v1", "responder": "v2"},
+            "m1",
+            "c1",
+            "understand",
+            "v1",
+            "understanding",
+            "ok",
+            3.5,
+            10.2,
+            label="greeting",
+            confidence=0.9,
+            in_scope=True,
+            text="hey",
+            score=0.7,
+            turn=ref,
+            versions={"intent": "v1", "responder": "v2"},
         ),
         "replies": Reply("m1", "c1", "u1", "web", "hey you", "canned", "greeting", 120.0, 10.3, model="persona"),
         "events": Event(
-            "m1", "c1", "web", 2, "greeting", 0.9, "canned", None, 120.0,
-            [Candidate("intent", "v1", "intent", "ok", 3.0, picked=True, label="greeting")], ["love_declaration"], 10.3,
+            "m1",
+            "c1",
+            "web",
+            2,
+            "greeting",
+            0.9,
+            "canned",
+            None,
+            120.0,
+            [Candidate("intent", "v1", "intent", "ok", 3.0, picked=True, label="greeting")],
+            ["love_declaration"],
+            10.3,
         ),
         "deadletter": DeadLetter("invalid_json", "x", "banter.messages", 3, 42, "context", "e30=", 10.0, "c1"),
     }
@@ -137,13 +160,19 @@ def _mutations(topic: str) -> list[tuple[str, dict[str, Any]]]:
     specific: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "messages": [("empty text", {"text": " "})],
         "turns": [("history speaker", {"history": [{"speaker": "alien", "text": "x"}]}), ("no turn", {"turn": None})],
-        "outputs": [("status", {"status": "maybe"}), ("turn text empty", {"turn": {**to_dict(_records()["outputs"])
-                                                                                  ["turn"], "text": ""}})],
+        "outputs": [
+            ("status", {"status": "maybe"}),
+            ("turn text empty", {"turn": {**to_dict(_records()["outputs"])["turn"], "text": ""}}),
+        ],
         "replies": [("source", {"source": "magic"}), ("latency", {"latency_ms": "fast"})],
-        "events": [("candidate kind", {"candidates": [{"model": "x", "version": "1", "kind": "vibes",
-                                                        "status": "ok", "latency_ms": 1.0}]})],
+        "events": [
+            (
+                "candidate kind",
+                {"candidates": [{"model": "x", "version": "1", "kind": "vibes", "status": "ok", "latency_ms": 1.0}]},
+            )
+        ],
         "deadletter": [("offset", {"offset": 1.5}), ("partition", {"partition": "3"})],
-    }  # fmt: skip
+    }
     return common + specific[topic]
 
 

@@ -89,7 +89,17 @@ def test_default_lists_are_not_shared() -> None:
 def test_the_wire_keeps_field_order() -> None:
     turn = Turn("m", "c", "u", "web", "hi", 1.0, 2, [HistoryItem("bot", "yo", "m0")], 3.0, 4.0, 5.0)
     assert list(orjson.loads(encode(turn))) == [
-        "message_id", "conversation_id", "user_id", "platform", "text", "sent_at", "turn", "history",
-        "conversation_age_s", "received_at", "deadline_at", "schema_version",
-    ]  # fmt: skip
+        "message_id",
+        "conversation_id",
+        "user_id",
+        "platform",
+        "text",
+        "sent_at",
+        "turn",
+        "history",
+        "conversation_age_s",
+        "received_at",
+        "deadline_at",
+        "schema_version",
+    ]
     assert encode(turn) == orjson.dumps(to_dict(turn))

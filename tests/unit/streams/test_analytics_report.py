@@ -21,21 +21,39 @@ def _report() -> dict:
     for i in range(12):
         love = i % 4 == 0
         event = Event(
-            message_id=f"m{i}", conversation_id=f"c{i % 3}", platform="test", turn=i // 3 + 1,
-            intent="love_declaration" if love else "weather", intent_confidence=0.9,
-            source="canned" if love else "generative", fallback_reason=None if love else "uncertain",
-            latency_ms=100.0 + i, flags=["love_declaration"] if love else [], at=NOW - 30,
-            candidates=[Candidate("intent", "1", "intent", "ok", 3.0, picked=love),
-                        Candidate("generator", "1", "reply", "ok", 400.0 + i, picked=not love, late=i == 5)],
-        )  # fmt: skip
+            message_id=f"m{i}",
+            conversation_id=f"c{i % 3}",
+            platform="test",
+            turn=i // 3 + 1,
+            intent="love_declaration" if love else "weather",
+            intent_confidence=0.9,
+            source="canned" if love else "generative",
+            fallback_reason=None if love else "uncertain",
+            latency_ms=100.0 + i,
+            flags=["love_declaration"] if love else [],
+            at=NOW - 30,
+            candidates=[
+                Candidate("intent", "1", "intent", "ok", 3.0, picked=love),
+                Candidate("generator", "1", "reply", "ok", 400.0 + i, picked=not love, late=i == 5),
+            ],
+        )
         shard.add(event, i, NOW)
     return analytics.report(shard.records.items(), NOW)
 
 
 def test_the_text_report_names_every_figure() -> None:
     text = reader.render_text(_report())
-    for line in ("messages", "love declarations", "median turns per conversation", "fallback line rate",
-                 "reply latency p95 (ms)", "replies by source", "intents", "models (last hour)", "generator"):
+    for line in (
+        "messages",
+        "love declarations",
+        "median turns per conversation",
+        "fallback line rate",
+        "reply latency p95 (ms)",
+        "replies by source",
+        "intents",
+        "models (last hour)",
+        "generator",
+    ):
         assert line in text, line
     messages = next(line for line in text.splitlines() if line.strip().startswith("messages "))
     assert messages.split()[1:] == ["12", "12"]
@@ -116,8 +134,9 @@ class FakeConsumer:
 
 
 def _record(messages: int) -> bytes:
-    return orjson.dumps({"counts": {**analytics.new_counts(), "messages": messages}, "ids": {"ab": 0},
-                         "first": 0, "last": 0})  # fmt: skip
+    return orjson.dumps(
+        {"counts": {**analytics.new_counts(), "messages": messages}, "ids": {"ab": 0}, "first": 0, "last": 0}
+    )
 
 
 def test_the_reader_answers_empty_before_the_changelog_exists_and_reads_it_once_it_does() -> None:

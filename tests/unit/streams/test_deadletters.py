@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from typing import Any
 
 import orjson
 import pytest
@@ -26,8 +25,9 @@ PRODUCER_MAX_REQUEST_BYTES = 1_000_000  # faust's producer_max_request_size
 
 
 def _letter(value: bytes, key: bytes | None = b"c-1", detail: str = "bad", reason: str = "bad_json") -> DeadLetter:
-    return deadletters.letter(value, key, reason=reason, detail=detail, topic="t.messages", partition=3,
-                              offset=42, agent="context", at=1.0)  # fmt: skip
+    return deadletters.letter(
+        value, key, reason=reason, detail=detail, topic="t.messages", partition=3, offset=42, agent="context", at=1.0
+    )
 
 
 def test_a_small_original_is_kept_whole() -> None:
@@ -143,7 +143,8 @@ def test_a_handler_that_raises_sends_its_record_to_the_dead_letters(sent: Sent) 
     assert dead.reason == "handler_error: KeyError" and dead.agent == "router" and dead.offset == 7
     assert key == b"conv-1" and base64.b64decode(dead.original) == b'{"a": 1}'
     counted = sent.inputs.metrics.registry.get_sample_value(
-        "banter_handler_errors_total", {"agent": "router", "error": "KeyError"})  # fmt: skip
+        "banter_handler_errors_total", {"agent": "router", "error": "KeyError"}
+    )
     assert counted == 1
 
 
@@ -163,12 +164,20 @@ def test_a_huge_undecodable_record_is_dead_lettered_bounded(sent: Sent) -> None:
     assert len(encode(dead)) <= MAX_LETTER_BYTES
 
 
-@pytest.mark.parametrize("value", [
-    b"[" * 100_000 + b"]" * 100_000,  # deep nesting
-    b'{"pad": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deep nesting in a field nobody reads
-    orjson.dumps({"message_id": "m", "extra": [[[[[[[[[[{}]]]]]]]]]] * 10_000}),
-    b'{"text": "\\ud800"}', b"\x00", b"", b"null", b'"just a string"', b"1e400",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # deep nesting
+        b'{"pad": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deep nesting in a field nobody reads
+        orjson.dumps({"message_id": "m", "extra": [[[[[[[[[[{}]]]]]]]]]] * 10_000}),
+        b'{"text": "\\ud800"}',
+        b"\x00",
+        b"",
+        b"null",
+        b'"just a string"',
+        b"1e400",
+    ],
+)
 def test_hostile_json_is_a_dead_letter_with_a_reason(sent: Sent, value: bytes) -> None:
     assert asyncio.run(sent.inputs.decode(_event(value), Message, "context")) is None
     ((_, dead),) = sent

@@ -24,8 +24,9 @@ WEB = {"Authorization": "Bearer web-secret-1"}
 class MemoryRelay:
     """Takes messages like Kafka would; ``answer_after`` (seconds) makes the pipeline reply."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, conversations: Conversations,
-                 on_reply: Callable[[Entry], None]) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, ledger: Ledger, conversations: Conversations, on_reply: Callable[[Entry], None]
+    ) -> None:
         self.ledger, self.on_reply = ledger, on_reply
         self.produced: list[Message] = []
         self.answer_after: float | None = 0.01
@@ -40,8 +41,17 @@ class MemoryRelay:
             asyncio.get_running_loop().call_later(self.answer_after, self.reply, message)
 
     def reply(self, message: Message) -> None:
-        answer = Reply(message.message_id, message.conversation_id, message.user_id, message.platform,
-                       f"re: {message.text}", "canned", "greeting", 12.0, 2.0)  # fmt: skip
+        answer = Reply(
+            message.message_id,
+            message.conversation_id,
+            message.user_id,
+            message.platform,
+            f"re: {message.text}",
+            "canned",
+            "greeting",
+            12.0,
+            2.0,
+        )
         entry = self.ledger.saw_reply(answer)
         if entry is not None:
             self.on_reply(entry)

@@ -30,8 +30,9 @@ def stage(sheds: bool = True, degrader: Degrader | None = None, per_item_s: floa
         for _ in range(10):
             tracker.observe(per_item_s)
     payload: Callable[[Any], dict[str, Any]] = lambda text: {"text": text, "score": 1.0, "quality": 0.5}  # noqa: E731
-    return Stage("generator", "reply", ("generator",), dialogue_of, payload, sheds=sheds, tracker=tracker,
-                 degrader=degrader)
+    return Stage(
+        "generator", "reply", ("generator",), dialogue_of, payload, sheds=sheds, tracker=tracker, degrader=degrader
+    )
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -39,7 +40,9 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 def test_a_stage_that_does_not_shed_runs_every_turn_even_late_ones() -> None:
-    keep, _ = plan(stage(sheds=False, per_item_s=5.0), [turn("a", budget_s=-1.0)], time.time(), Metrics(CollectorRegistry()))
+    keep, _ = plan(
+        stage(sheds=False, per_item_s=5.0), [turn("a", budget_s=-1.0)], time.time(), Metrics(CollectorRegistry())
+    )
     assert keep == [True]
 
 
@@ -102,8 +105,10 @@ def run_batch(fails: bool, values: list[bytes]) -> tuple[list[ModelOutput], list
 
 def test_a_model_that_raises_yields_error_outputs_not_a_crash() -> None:
     outputs, letters, metrics = run_batch(fails=True, values=[encode(turn("a")), encode(turn("b"))])
-    assert [(o.message_id, o.status, o.reason) for o in outputs] == [("a", "error", "RuntimeError"),
-                                                                     ("b", "error", "RuntimeError")]
+    assert [(o.message_id, o.status, o.reason) for o in outputs] == [
+        ("a", "error", "RuntimeError"),
+        ("b", "error", "RuntimeError"),
+    ]
     assert letters == []
     assert sample(metrics, "banter_model_outputs_total", model="generator", status="error") == 2
 

@@ -34,6 +34,8 @@ clock = Clock()
 def fresh_arrivals() -> None:
     CTX.arrivals = routing.Arrivals()
     clock.now = time.time()
+
+
 CANNED = sorted(persona.CANNED_INTENTS)[0]
 
 
@@ -56,9 +58,11 @@ def acked(conv: routing.Conversation, out: ModelOutput, ctx: routing.RouterConfi
 
 def all_outputs(conv: routing.Conversation, label: str = "hobbies", confidence: float = 0.9) -> routing.Outbox:
     box = routing.Outbox()
-    for out in (output("intent", label=label, confidence=confidence, in_scope=True),
-                output("responder", text="Fun? I collect compliments.", score=0.7, quality=0.7),
-                output("generator", text="i mostly judge people's playlists", score=-1.0, quality=0.5)):  # fmt: skip
+    for out in (
+        output("intent", label=label, confidence=confidence, in_scope=True),
+        output("responder", text="Fun? I collect compliments.", score=0.7, quality=0.7),
+        output("generator", text="i mostly judge people's playlists", score=-1.0, quality=0.5),
+    ):
         box.add(acked(conv, out))
     routing.mark_delivered(conv, lambda mid: True)  # the reply the last output decided is acknowledged
     box.add(routing.release(conv, clock.now))
@@ -136,9 +140,12 @@ def test_a_late_message_waits_for_the_fast_models_instead_of_the_fallback_line()
     (due,) = routing.due_times(conv, "c1", patient, clock.now)
     assert due.at == pytest.approx(conv.pending["m1"].turn.deadline_at + 0.2)  # the give-up time
     assert not routing.on_due(conv, due, patient, clock.now).replies
-    assert not routing.on_output(conv, output("intent", label="hobbies", confidence=0.9, in_scope=True),
-                                 patient, clock.now).replies  # fmt: skip
-    box = routing.on_output(conv, output("responder", text="Fun? I collect compliments.", score=0.7), patient, clock.now)
+    assert not routing.on_output(
+        conv, output("intent", label="hobbies", confidence=0.9, in_scope=True), patient, clock.now
+    ).replies
+    box = routing.on_output(
+        conv, output("responder", text="Fun? I collect compliments.", score=0.7), patient, clock.now
+    )
     (reply,) = box.replies  # the generator is still missing: the late reply comes from retrieval
     assert (reply.source, reply.fallback_reason) == ("retrieval", "deadline")
 
@@ -189,8 +196,9 @@ def test_a_later_reply_waits_for_the_earlier_one() -> None:
     routing.on_turn(conv, turn("m2", number=2), 0, CTX, clock.now)
     canned = output("intent", mid="m2", label=CANNED, confidence=0.99, in_scope=True)
     assert not routing.on_output(conv, canned, CTX, clock.now).replies  # held behind m1
-    box = routing.on_output(conv, output("intent", mid="m1", label=CANNED, confidence=0.99, in_scope=True),
-                            CTX, clock.now)  # fmt: skip
+    box = routing.on_output(
+        conv, output("intent", mid="m1", label=CANNED, confidence=0.99, in_scope=True), CTX, clock.now
+    )
     assert [r.message_id for r in box.replies] == ["m1", "m2"]
 
 
@@ -227,7 +235,9 @@ def test_a_few_slow_samples_do_not_make_a_model_late() -> None:
 def test_replies_restored_after_a_crash_are_found_for_resending() -> None:
     conv = routing.Conversation()
     routing.on_turn(conv, turn(), 0, CTX, clock.now)
-    (reply,) = routing.on_output(conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX, clock.now).replies
+    (reply,) = routing.on_output(
+        conv, output("intent", label=CANNED, confidence=0.99, in_scope=True), CTX, clock.now
+    ).replies
     restored = routing.unsent_replies(conv, lambda mid: False)  # a new process has sent nothing
     assert [r.text for r in restored] == [reply.text]
     assert routing.unsent_replies(conv, lambda mid: True) == []
@@ -265,9 +275,11 @@ def test_an_output_carrying_its_turn_answers_a_message_whose_turn_record_never_c
     lost = turn()
     ref = routing.turn_ref(lost)
     box = routing.Outbox()
-    for out in (output("intent", label="hobbies", confidence=0.9, in_scope=True, turn=ref),
-                output("responder", text="Fun? I collect compliments.", score=0.7, turn=ref),
-                output("generator", text="i mostly judge people's playlists", score=-1.0, turn=ref)):  # fmt: skip
+    for out in (
+        output("intent", label="hobbies", confidence=0.9, in_scope=True, turn=ref),
+        output("responder", text="Fun? I collect compliments.", score=0.7, turn=ref),
+        output("generator", text="i mostly judge people's playlists", score=-1.0, turn=ref),
+    ):
         step = routing.on_output(conv, out, CTX, clock.now, partition=3)
         box.replies += step.replies
         if out.model == "intent":
@@ -275,21 +287,30 @@ def test_an_output_carrying_its_turn_answers_a_message_whose_turn_record_never_c
             assert entry.turn is not None and entry.turn.message_id == "m1" and entry.partition == 3
             assert entry.outputs["intent"].turn is None  # the state keeps one copy of the turn
     assert [r.message_id for r in box.replies] == ["m1"]
-    assert routing.on_turn(conv, lost, 3, CTX, clock.now).replies == []  # the turn record, arriving after all, adds nothing
+    assert (
+        routing.on_turn(conv, lost, 3, CTX, clock.now).replies == []
+    )  # the turn record, arriving after all, adds nothing
 
 
 def understanding(mid: str = "m1", **fields: object) -> ModelOutput:
-    base = {"status": "ok", "latency_ms": 4.0, "produced_at": clock.now,
-            "versions": {"intent": "vi", "responder": "vr"}}  # fmt: skip
+    base = {
+        "status": "ok",
+        "latency_ms": 4.0,
+        "produced_at": clock.now,
+        "versions": {"intent": "vi", "responder": "vr"},
+    }
     return ModelOutput(mid, "c1", "understand", "vu", "understanding", **{**base, **fields})  # type: ignore[arg-type]
 
 
 def test_one_understanding_is_the_intent_and_the_responder_candidates() -> None:
     conv = routing.Conversation()
     routing.on_turn(conv, turn(), 0, CTX, clock.now)
-    out = understanding(label="hobbies", confidence=0.9, in_scope=True, text="Fun? I collect compliments.", score=0.7,
-                        quality=0.99)  # fmt: skip
-    (reply,) = routing.on_output(conv, out, CTX, clock.now).replies  # retrieval good enough: the generator is not awaited
+    out = understanding(
+        label="hobbies", confidence=0.9, in_scope=True, text="Fun? I collect compliments.", score=0.7, quality=0.99
+    )
+    (reply,) = routing.on_output(
+        conv, out, CTX, clock.now
+    ).replies  # retrieval good enough: the generator is not awaited
     assert (reply.source, reply.intent) == ("retrieval", "hobbies")
     routing.mark_delivered(conv, lambda mid: True)
     box = acked(conv, output("generator", text="i mostly judge people's playlists", score=-1.0))
@@ -305,8 +326,9 @@ def test_a_replayed_understanding_marks_both_parts_late() -> None:
     conv = routing.Conversation()
     routing.on_turn(conv, turn(), 0, CTX, clock.now)
     all_outputs(conv)
-    assert routing.on_output(conv, understanding(label="hobbies", confidence=0.9, in_scope=True, text="x", score=0.5),
-                             CTX, clock.now).late == ["intent", "responder"]  # fmt: skip
+    assert routing.on_output(
+        conv, understanding(label="hobbies", confidence=0.9, in_scope=True, text="x", score=0.5), CTX, clock.now
+    ).late == ["intent", "responder"]
 
 
 def test_the_policys_view_of_an_output_and_its_sources_are_the_wire_records() -> None:

@@ -18,8 +18,9 @@ def test_defaults_without_environment() -> None:
 
 
 def test_values_are_typed() -> None:
-    settings = Settings.from_env({"BANTER_BUDGET_MS": "250", "BANTER_PARTITIONS": "3",
-                                  "BANTER_LOG_TEXT": "yes", "BANTER_HOME": "/tmp/b"})  # fmt: skip
+    settings = Settings.from_env(
+        {"BANTER_BUDGET_MS": "250", "BANTER_PARTITIONS": "3", "BANTER_LOG_TEXT": "yes", "BANTER_HOME": "/tmp/b"}
+    )
     assert (settings.budget_ms, settings.partitions, settings.log_text) == (250.0, 3, True)
     assert settings.home == Path("/tmp/b")
 
