@@ -1,8 +1,7 @@
 """Router agent: banter.turns + banter.outputs → banter.replies + banter.events.
 
-Decode, decide (``streams.routing``: each turn joined with its outputs, answered as soon as
-the policy allows), commit (``streams.delivery``: state before replies, forgotten after acks).
-A timer enforces deadlines, so a reply never waits for the next message to arrive.
+Decode; decide (``streams.routing``); commit (``streams.delivery``: the state before its replies).
+Timers answer at each deadline and resend what a restart restored unsent.
 """
 
 from __future__ import annotations
@@ -29,14 +28,12 @@ async def route_replies(records: list[Record]) -> None:
 
 
 async def _route(record: Record, step: Step) -> None:
-    partition, inputs = record.message.partition, topics.inputs
+    part, inputs = record.message.partition, topics.inputs
     if record.message.topic == TURNS:
         if turn := await inputs.decode(record, Turn, "router"):
-            conv = step.open(turn.conversation_id, partition)
-            step.add(routing.on_turn(conv, turn, partition, CONFIG, step.now))
+            step.add(routing.on_turn(step.open(turn.conversation_id, part), turn, part, CONFIG, step.now))
     elif output := await inputs.decode(record, ModelOutput, "router"):
-        conv = step.open(output.conversation_id, partition)
-        step.add(routing.on_output(conv, output, CONFIG, step.now, partition))
+        step.add(routing.on_output(step.open(output.conversation_id, part), output, CONFIG, step.now, part))
 
 
 @timer("router", interval=0.01)
