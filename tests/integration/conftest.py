@@ -26,7 +26,7 @@ from streams.process import WorkerProcess
 from streams.services import model_config
 from streams.settings import Settings
 
-TEST_PORT = "19192"
+TEST_PORT = os.environ.get("BANTER_TEST_KAFKA_PORT", "19192")  # a second session in parallel: its own broker
 # The caller's choice of caches and models reaches the test workers; every other setting is the test's.
 PASSED_THROUGH = {"BANTER_HOME", "BANTER_ENCODER", "BANTER_PRECISION", "BANTER_GENERATOR"}
 
