@@ -2,7 +2,8 @@
 
 A user's message becomes a turn carrying its recent history and deadline; a
 bot's reply enters the history. Each conversation a batch touched is written to
-the changelog once, after the batch.
+the changelog once, after the batch; one idle for ``BANTER_STATE_IDLE_S`` is
+forgotten, with a tombstone, so that a restart does not read it back.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from functools import partial
 from models import context
 from schemas import HistoryItem, Message, Reply, Turn, encode
 from streams import tables, topics
-from streams.app import agent, metrics, settings
+from streams.app import agent, metrics, settings, timer
 from streams.inputs import Record, seconds_since_produced
 
 Touched = dict[bytes, tuple[context.State, int]]  # conversation key -> (state, partition)
 REPLIES = settings.topic("replies")
+EXPIRE_EVERY_S = 60.0
 
 
 @agent("context", topics.context_inputs)
@@ -28,7 +30,14 @@ async def track_context(records: list[Record]) -> None:
         handle = _record_reply if record.message.topic == REPLIES else _record_message
         await topics.inputs.guarded(record, "context", partial(handle, record, touched))
     for key, (state, partition) in touched.items():
+        state["partition"] = partition  # where its tombstone goes when it expires
         tables.write(tables.conversations, key, state, partition)
+
+
+@timer("context", interval=EXPIRE_EVERY_S)
+async def forget_idle_conversations() -> None:
+    """Conversations idle for longer than ``BANTER_STATE_IDLE_S``: out of memory and the changelog."""
+    tables.expire(tables.conversations, lambda state, now: context.idle(state, now, settings.state_idle_s))
 
 
 def _state(key: bytes, touched: Touched) -> context.State | None:
@@ -59,7 +68,7 @@ async def _record_reply(record: Record, touched: Touched) -> None:
     key = reply.conversation_id.encode()
     state = _state(key, touched)
     if state is not None:
-        state = context.bot_turn(state, reply.message_id, reply.text, settings.history_turns)
+        state = context.bot_turn(state, reply.message_id, reply.text, settings.history_turns, time.time())
         touched[key] = (state, record.message.partition)
 
 

@@ -46,6 +46,7 @@ class Step:
         if conversation_id not in self.touched:
             conv = self._delivery.stored(conversation_id) or Conversation()
             self._delivery.settle(conv)
+            conv.partition, conv.active_at = partition, self.now
             self.touched[conversation_id] = (conv, partition)
         return self.touched[conversation_id][0]
 
@@ -113,9 +114,11 @@ class Delivery:
     async def rescan(self) -> None:
         """Resend replies restored without their send after a restart, forget entries whose replies
         Kafka acked since, and count what waits."""
-        waiting, work, now = 0, [], self.clock()
+        waiting, work, idle, now = 0, [], [], self.clock()
         for key, value in list(self.table.data.items()):
             conv = routing.stored(value)
+            if conv is not None and routing.idle(conv, now, self.config.idle_s):
+                idle.append(key)
             if conv is None or not conv.pending:
                 continue
             waiting += len(conv.pending)
@@ -124,6 +127,8 @@ class Delivery:
             if routing.unsent_replies(conv, self.acks.__contains__) or routing.newly_acked(conv, self.acked):
                 work.append(conversation_id)
         self.metrics.pending.set(waiting)
+        if idle:
+            await self._forget(idle)
         if work:
             async with self.step() as step:  # the state may have moved on while the lock was awaited: read again
                 for conversation_id in work:
@@ -134,6 +139,16 @@ class Delivery:
                     conv = step.open(conversation_id, partition)
                     step.add(Outbox(replies=routing.unsent_replies(conv, self.acks.__contains__)))
                     step.add(routing.release(conv, step.now))
+
+    async def _forget(self, keys: list[bytes]) -> None:
+        """Conversations idle with nothing pending: out of memory, and a tombstone in the changelog."""
+        async with self._lock:  # a step may have opened one since: it is checked again under the lock
+            now = self.clock()
+            for key in keys:
+                conv = routing.stored(self.table.data.get(key))
+                if conv is not None and conv.partition is not None and routing.idle(conv, now, self.config.idle_s):
+                    del self.table.data[key]
+                    self.table.send_changelog(conv.partition, key, None)
 
     async def _commit(self, step: Step) -> None:
         """Write each touched conversation once; with replies to send, wait until Kafka holds that state."""

@@ -86,3 +86,12 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
         await consumer._client.force_metadata_update()  # topic may have been created a moment ago
         await asyncio.sleep(0.1)
     raise RuntimeError(f"topic {topic} not found: is the worker set up? run `banter broker up`")
+
+
+CHANGELOG_CONFIGS = {
+    "segment.ms": 600_000,  # a segment rolls every 10 minutes: only closed segments are ever compacted
+    "min.cleanable.dirty.ratio": 0.1,  # compact once a tenth of the log is superseded
+    "delete.retention.ms": 3_600_000,  # a tombstone stays an hour, so a restarting reader sees the delete
+}
+"""Topic settings of the tables' changelogs, so that compaction really runs (Kafka's default segment
+rolls after 7 days, and until then every update and tombstone is replayed by a restart)."""

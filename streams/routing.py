@@ -59,6 +59,14 @@ class Conversation(msgspec.Struct):
 
     pending: dict[str, Entry] = msgspec.field(default_factory=dict)
     done: list[str] = msgspec.field(default_factory=list)
+    partition: int | None = None  # of its input records: where its state, and its tombstone, are written
+    active_at: float = 0.0  # the last step that opened it
+
+
+def idle(conv: Conversation, now: float, idle_s: float) -> bool:
+    """Nothing pending and untouched for ``idle_s``: its replay guard (``done``) is no longer needed,
+    since replays only reach back to the last commit."""
+    return not conv.pending and now - conv.active_at > idle_s
 
 
 def stored(value: Any) -> Conversation | None:
@@ -163,6 +171,7 @@ class RouterConfig:
     arrivals: Arrivals = field(default_factory=Arrivals)
     margin_s: float = 0.0
     late_wait_s: float = 30.0
+    idle_s: float = 600.0  # a conversation with nothing pending is forgotten after this long
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RouterConfig:
@@ -174,6 +183,7 @@ class RouterConfig:
             Arrivals(quantile=settings.latency_quantile),
             margin_s=settings.reply_margin_ms / 1000,
             late_wait_s=settings.late_wait_ms / 1000,
+            idle_s=settings.routing_idle_s,
         )
 
     def answer_by(self, turn: TurnRef) -> float:

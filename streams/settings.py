@@ -125,8 +125,18 @@ class Settings:
     gateway_lookback_s: float = _setting(
         300.0, "BANTER_GATEWAY_LOOKBACK_S", "on start, the gateway reads back this much of messages and replies"
     )
+    state_idle_s: float = _setting(
+        7 * 86400.0,
+        "BANTER_STATE_IDLE_S",
+        "a conversation's history is forgotten (a tombstone in its changelog) after this long without a message",
+    )
+    routing_idle_s: float = _setting(
+        600.0,
+        "BANTER_ROUTING_IDLE_S",
+        "the router forgets a conversation with nothing pending after this long (its replay guard no longer needed)",
+    )
     log_level: str = _setting("info", "BANTER_LOG_LEVEL", "worker log level")
-    log_text: bool = _setting(False, "BANTER_LOG_TEXT", "include message text in logs")
+    log_text: bool = _setting(False, "BANTER_LOG_TEXT", "allow message and reply text in logs (off: never logged)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

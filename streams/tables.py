@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from faust.types import TableT
 
 from streams.app import app, settings
+from streams.kafka import CHANGELOG_CONFIGS
+
+log = logging.getLogger(__name__)
 
 # Keys are conversation ids as bytes, the topics' keys (faust then picks the raw codec);
 # values are plain dicts in faust's json codec, which is orjson when orjson is installed.
 
 # conversation_id -> models.context state: turn count, start time, history window, recent turns
-conversations: TableT = app.Table("conversations", default=None, partitions=settings.partitions, key_type=bytes)
+conversations: TableT = app.Table(
+    "conversations",
+    default=None,
+    partitions=settings.partitions,
+    key_type=bytes,
+    extra_topic_configs=CHANGELOG_CONFIGS,
+)
 
 # conversation_id -> a streams.routing.Conversation (plain data in the changelog), written by streams.delivery
-routing: TableT = app.Table("routing", default=None, partitions=settings.partitions, key_type=bytes)
+routing: TableT = app.Table(
+    "routing", default=None, partitions=settings.partitions, key_type=bytes, extra_topic_configs=CHANGELOG_CONFIGS
+)
 
 
 def write(table: TableT, key: bytes, value: Any, partition: int) -> None:
@@ -27,6 +41,20 @@ def write(table: TableT, key: bytes, value: Any, partition: int) -> None:
     """
     table.data[key] = value
     table.send_changelog(partition, key, value)
+
+
+def expire(table: TableT, idle: Callable[[Any, float], bool]) -> int:
+    """Forget every entry ``idle(value, now)`` calls idle: out of memory, and a tombstone in the changelog
+    (on the partition the value names), so that a restarting worker does not read it back."""
+    now, gone = time.time(), 0
+    for key, value in list(table.data.items()):
+        if value is not None and value.get("partition") is not None and idle(value, now):
+            del table.data[key]
+            table.send_changelog(int(value["partition"]), key, None)
+            gone += 1
+    if gone:
+        log.info("idle state forgotten", extra={"table": table.name, "entries": gone, "left": len(table.data)})
+    return gone
 
 
 # "partition|m|minute start" or "partition|h|hour start" -> a models.analytics window record of that

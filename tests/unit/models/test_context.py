@@ -37,3 +37,12 @@ def test_bot_turn_recorded_once() -> None:
     state = context.bot_turn(state, "m1", "yo", window=8)
     state = context.bot_turn(state, "m1", "yo", window=8)
     assert len(state["history"]) == 1
+
+
+def test_a_conversation_is_idle_only_after_the_idle_time_since_its_last_message_or_reply() -> None:
+    state = context.new_state(100.0)
+    state, _ = context.user_turn(state, "m1", "hi", 150.0, 8)
+    assert not context.idle(state, 200.0, 60.0)
+    assert context.idle(state, 211.0, 60.0)
+    context.bot_turn(state, "m1", "hey you", 8, now=205.0)
+    assert not context.idle(state, 211.0, 60.0)

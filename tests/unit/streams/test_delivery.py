@@ -150,3 +150,15 @@ def test_a_reply_restored_unsent_after_a_restart_is_sent_again_the_same() -> Non
         assert decode(again, Reply) == decode(first, Reply)
 
     asyncio.run(asyncio.wait_for(run(), 10))
+
+
+def test_an_idle_conversation_with_nothing_pending_is_forgotten_with_a_tombstone() -> None:
+    async def run() -> None:
+        world = World()
+        world.table.data[b"c1"] = routing.Conversation(partition=3, active_at=time.time() - 10_000)
+        world.table.data[b"c2"] = routing.Conversation(partition=3, active_at=time.time())
+        await world.delivery.rescan()
+        assert list(world.table.data) == [b"c2"]
+        assert world.log == [("changelog", None)]  # the tombstone: a restart does not read c1 back
+
+    asyncio.run(asyncio.wait_for(run(), 10))

@@ -342,3 +342,13 @@ def test_the_policys_view_of_an_output_and_its_sources_are_the_wire_records() ->
 
     assert tuple(f.name for f in dataclasses.fields(Seen)) == ("model", "status", *Payload.__struct_fields__)
     assert get_args(PolicySource) == get_args(WireSource)
+
+
+def test_a_conversation_is_forgotten_only_when_nothing_is_pending_and_it_sat_idle() -> None:
+    conv = routing.Conversation(active_at=clock.now)
+    routing.on_turn(conv, turn(), 0, CTX, clock.now)
+    assert not routing.idle(conv, clock.now + 10_000, 600.0)  # a message still waits
+    box = all_outputs(conv)
+    assert box.events and conv.pending == {}
+    assert not routing.idle(conv, clock.now + 599, 600.0)
+    assert routing.idle(conv, clock.now + 601, 600.0)
