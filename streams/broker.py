@@ -39,6 +39,10 @@ class LocalKafka:
 
     settings: Settings
     progress: Progress = log.info
+    extra_properties: tuple[tuple[str, str], ...] = ()
+    """(key, value) lines added at the end of server.properties, where a later line wins: a TLS or SASL listener."""
+    format_args: tuple[str, ...] = ()
+    """More arguments to ``kafka-storage format``: ``--add-scram`` users, say."""
 
     @property
     def port(self) -> int:
@@ -153,6 +157,7 @@ class LocalKafka:
                 f"--cluster-id={_cluster_id()}",
                 "-c",
                 str(self.root / "server.properties"),
+                *self.format_args,
             ),
             capture_output=True,
             text=True,
@@ -216,6 +221,7 @@ class LocalKafka:
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=true",
                 "log.retention.hours=24",
+                *(f"{key}={value}" for key, value in self.extra_properties),
                 "",
             ]
         )

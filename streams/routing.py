@@ -28,6 +28,7 @@ import msgspec
 
 from models.latency import PROBE_AFTER_S, LatencyTracker
 from models.policy import Decision, PolicyConfig, Seen, Situation, decide, seed_of
+from models.redact import redact
 from models.selector import load_weights
 from schemas import Candidate, Event, ModelOutput, Payload, Reply, Turn, TurnRef, replace
 from streams.settings import Settings
@@ -446,5 +447,5 @@ def _candidate(entry: Entry, name: str) -> Candidate:
         latency_ms=out.latency_ms,
         picked=entry.decision is not None and entry.decision.model == name,
         late=entry.arrived[name] > (entry.replied_at or float("inf")),
-        **payload(out),
+        **payload(out) | {"text": redact(out.text)},  # analytics keep no e-mail address or phone number
     )

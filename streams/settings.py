@@ -38,8 +38,28 @@ class Settings:
     kafka_bootstrap: str = _setting(
         "", "BANTER_KAFKA_BOOTSTRAP", "Kafka bootstrap servers; empty = banter's local broker"
     )
-    kafka_username: str = _setting("", "BANTER_KAFKA_USERNAME", "SASL/PLAIN user, if any")
-    kafka_password: Secret = _setting(Secret(""), "BANTER_KAFKA_PASSWORD", "SASL/PLAIN password")
+    kafka_security_protocol: str = _setting(
+        "",
+        "BANTER_KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; empty = SASL_ with a user, SSL with a CA file",
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "PLAIN", "BANTER_KAFKA_SASL_MECHANISM", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+    )
+    kafka_username: str = _setting("", "BANTER_KAFKA_USERNAME", "SASL user, if any")
+    kafka_password: Secret = _setting(Secret(""), "BANTER_KAFKA_PASSWORD", "SASL password")
+    kafka_ssl_cafile: str = _setting(
+        "", "BANTER_KAFKA_SSL_CAFILE", "PEM file of the CA that signed the brokers' certificates; empty = system CAs"
+    )
+    kafka_ssl_certfile: str = _setting(
+        "", "BANTER_KAFKA_SSL_CERTFILE", "PEM client certificate (chain) for mutual TLS, if the brokers ask for one"
+    )
+    kafka_ssl_keyfile: str = _setting(
+        "", "BANTER_KAFKA_SSL_KEYFILE", "PEM private key of the client certificate; empty = in the certificate file"
+    )
+    kafka_ssl_key_password: Secret = _setting(
+        Secret(""), "BANTER_KAFKA_SSL_KEY_PASSWORD", "password of the client's private key, if it is encrypted"
+    )
     kafka_version: str = _setting("4.4.0", "BANTER_KAFKA_VERSION", "Apache Kafka for the local broker")
     local_kafka_port: int = _setting(19092, "BANTER_LOCAL_KAFKA_PORT", "local broker's client port")
     home: Path = _setting(Path.home() / ".cache" / "banter", "BANTER_HOME", "cache: Kafka jars, broker data, models")

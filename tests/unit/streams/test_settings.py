@@ -48,3 +48,17 @@ def test_roles() -> None:
     settings = Settings.from_env({"BANTER_ROLES": "generator, router"})
     assert settings.runs("generator") and settings.runs("router")
     assert not settings.runs("intent")
+
+
+def test_kafka_security_settings_and_their_secrets() -> None:
+    settings = Settings.from_env(
+        {
+            "BANTER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "BANTER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+            "BANTER_KAFKA_SSL_CAFILE": "/etc/ca.pem",
+            "BANTER_KAFKA_SSL_KEY_PASSWORD": "keypass",
+        }
+    )
+    assert (settings.kafka_security_protocol, settings.kafka_sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-256")
+    assert settings.kafka_ssl_cafile == "/etc/ca.pem"
+    assert "keypass" not in repr(settings) and "keypass" not in str(settings.describe())
