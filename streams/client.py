@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas import Message, Reply, SchemaError, decode, encode
+from streams import kafka
 from streams.kafka import kafka_options, partitions_of
 from streams.settings import Settings
 
@@ -66,8 +67,8 @@ class Client:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._producer.start()
-        await self._consumer.start()
+        await kafka.start(self._producer, self.settings)  # a refusal says which setting to fix
+        await kafka.start(self._consumer, self.settings)
         topic = self.settings.topic("replies")
         partitions = await partitions_of(self._consumer, topic)
         self._consumer.assign([TopicPartition(topic, p) for p in partitions])

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas import Event, Message, Reply, SchemaError, decode, encode
 from schemas.http import ConversationTurn
+from streams import kafka
 from streams.gateway_state import Conversations, Entry, Ledger
 from streams.kafka import kafka_options, partitions_of
 from streams.settings import Settings
@@ -45,8 +46,8 @@ class Relay:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._producer.start()
-        await self._consumer.start()
+        await kafka.start(self._producer, self.settings)  # a refusal says which setting to fix
+        await kafka.start(self._consumer, self.settings)
         assignment = []
         for name in READ:
             topic = self.settings.topic(name)
