@@ -311,7 +311,7 @@ def run(settings: Settings, progress: Callable[[str], Any]) -> int:
     from streams.kafka import ensure_topics
     from streams.logs import logging_config
 
-    logging.config.dictConfig(logging_config(settings.log_level))
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_text))
     asyncio.run(ensure_topics(settings))
     if not settings.gateway_token_map():
         progress("no BANTER_GATEWAY_TOKENS: the gateway takes requests without a token (local use only)")
