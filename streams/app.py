@@ -62,6 +62,10 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind=settings.web_host,
         producer_linger_ms=settings.producer_linger_ms,
+        # acks=all (faust's default, said here because delivery depends on it): a write counts once every
+        # in-sync replica has it, so a replicated topic (BANTER_REPLICATION > 1) loses nothing acked when
+        # its leader dies; the brokers' min.insync.replicas says how many replicas that must be at least.
+        producer_acks=-1,
         # On stop, faust would wait until every event taken into a micro-batch buffer is acked,
         # and an event buffered but never handed out is never acked: shutdown hung until the
         # orchestrator's SIGKILL. Unacked events are simply not committed and come again after
@@ -89,7 +93,10 @@ setup_prometheus_sensors(app, registry=registry, name_prefix="banter_faust")
 
 gaps = Gaps(app, settings, metrics)  # faust's skipped records, found and handled (streams.gaps)
 models = ModelService(settings, metrics, worker_models(settings))  # loaded when the worker starts
-app.service(models)  # type: ignore[arg-type]  # faust accepts instances too
+# Started with the app, before the group join and the tables' recovery: faust starts an app.service() only
+# once recovery is complete, so after a crash the models loaded after the session timeout and the changelog
+# reads instead of during them.
+app.add_dependency(models)
 pages.install(app, settings, models)
 
 

@@ -42,12 +42,18 @@ class Step:
         self.box = Outbox()
 
     def open(self, conversation_id: str, partition: int) -> Conversation:
-        """The conversation's state for this step, with the replies Kafka acked since marked."""
+        """The conversation's state for this step, with the replies Kafka acked since marked.
+
+        A reply the state holds but this process never sent (restored after a crash) is sent first, before
+        any later turn's reply this step may release: left to the rescan timer, it went out up to a second
+        later, after replies to later messages of its conversation.
+        """
         if conversation_id not in self.touched:
             conv = self._delivery.stored(conversation_id) or Conversation()
             self._delivery.settle(conv)
             conv.partition, conv.active_at = partition, self.now
             self.touched[conversation_id] = (conv, partition)
+            self.box.add(Outbox(replies=routing.unsent_replies(conv, self._delivery.acks.__contains__)))
         return self.touched[conversation_id][0]
 
     def add(self, box: Outbox | None) -> None:
@@ -136,8 +142,7 @@ class Delivery:
                     partition = routing.partition_of(conv) if conv else None
                     if conv is None or partition is None:
                         continue
-                    conv = step.open(conversation_id, partition)
-                    step.add(Outbox(replies=routing.unsent_replies(conv, self.acks.__contains__)))
+                    conv = step.open(conversation_id, partition)  # resends what the restart restored unsent
                     step.add(routing.release(conv, step.now))
 
     async def _forget(self, keys: list[bytes]) -> None:

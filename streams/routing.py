@@ -290,15 +290,17 @@ def on_due(conv: Conversation, due: Due, config: RouterConfig, now: float) -> Ou
 
 
 def unsent_replies(conv: Conversation, sent: Callable[[str], bool]) -> list[Reply]:
-    """Replies the state records but ``sent(message_id)`` says this process never sent (restored after a crash).
+    """Replies the state records but ``sent(message_id)`` says this process never sent (restored after a crash),
+    in turn order.
 
     A reply the state marks delivered is in Kafka already and is not sent again.
     """
-    return [
-        entry.reply
+    unsent = [
+        entry
         for entry in conv.pending.values()
         if entry.reply is not None and not entry.delivered and not sent(entry.reply.message_id)
     ]
+    return [entry.reply for entry in sorted(unsent, key=lambda e: _turn(e).turn) if entry.reply is not None]
 
 
 def mark_delivered(conv: Conversation, acked: Callable[[str], bool]) -> bool:

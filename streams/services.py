@@ -52,12 +52,18 @@ class ModelService(Service):
         self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=name) for name in names}
 
     async def on_start(self) -> None:
-        """Load every model at once, each on its own thread: a fast model serves while a slow one loads."""
-        await asyncio.gather(*(self._load(name) for name in self.names))
+        """Start loading every model, each on its own thread, and return at once: a fast model serves while a
+        slow one loads, and the worker joins its group and restores its tables meanwhile (``model()`` waits)."""
+        for name in self.names:
+            self.add_future(self._load(name))
 
     async def _load(self, name: str) -> None:
         started = time.monotonic()
-        model = await self.run(name, lambda: registry.load(name, self.config))
+        try:
+            model = await self.run(name, lambda: registry.load(name, self.config))
+        except Exception as exc:  # a model that cannot load stops the worker, as before
+            await self.crash(exc)
+            return
         self.models[name] = model
         self._loaded[name].set()
         for part, version in getattr(model, "versions", {name: model.version}).items():

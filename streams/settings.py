@@ -68,7 +68,7 @@ class Settings:
     partitions: int = _setting(8, "BANTER_PARTITIONS", "partitions of every banter topic")
     replication: int = _setting(1, "BANTER_REPLICATION", "replication factor of every topic")
     session_timeout_s: float = _setting(
-        30.0, "BANTER_SESSION_TIMEOUT_S", "consumer session timeout: how soon a dead worker's partitions move"
+        10.0, "BANTER_SESSION_TIMEOUT_S", "consumer session timeout: how soon a dead worker's partitions move"
     )
     web_host: str = _setting("127.0.0.1", "BANTER_WEB_HOST", "worker web server host (/metrics)")
     web_port: int = _setting(6066, "BANTER_WEB_PORT", "worker web server port (/metrics)")

@@ -162,3 +162,32 @@ def test_an_idle_conversation_with_nothing_pending_is_forgotten_with_a_tombstone
         assert world.log == [("changelog", None)]  # the tombstone: a restart does not read c1 back
 
     asyncio.run(asyncio.wait_for(run(), 10))
+
+
+def test_after_a_restart_a_restored_unsent_reply_goes_out_before_a_later_turns_reply() -> None:
+    """kill -9 after a reply was handed to the producer but before Kafka acked it: the restarted router's
+    first step sends that reply before the next turn's, not a rescan tick (up to a second) later."""
+
+    def numbered(mid: str, number: int) -> Turn:
+        now = time.time()
+        return Turn(mid, "c1", "u1", "web", "what's the weather", now, number, [], 0.0, now, now + 1.0)
+
+    def canned_for(mid: str) -> ModelOutput:
+        fields = {"label": CANNED, "confidence": 0.99, "in_scope": True}
+        return ModelOutput(mid, "c1", "intent", "v1", "intent", "ok", 1.0, time.time(), **fields)
+
+    async def run() -> None:
+        world = World()
+        stepping = asyncio.create_task(world.route(numbered("m1", 1), canned_for("m1"), numbered("m2", 2)))
+        await asyncio.sleep(0.01)
+        await _acknowledge(world.table.pending)
+        await stepping  # m1's reply handed to the producer, never acked: the process dies here
+        restarted = World()
+        restarted.table.data = {key: routing.to_stored(conv) for key, conv in world.table.data.items()}
+        stepping = asyncio.create_task(restarted.route(canned_for("m2")))  # its first step, before any rescan
+        await asyncio.sleep(0.01)
+        await _acknowledge(restarted.table.pending)
+        await stepping
+        assert [decode(value, Reply).message_id for value in restarted.sent("reply")] == ["m1", "m2"]
+
+    asyncio.run(asyncio.wait_for(run(), 10))
