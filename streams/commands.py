@@ -47,7 +47,12 @@ def run_worker(settings: Settings) -> int:
 
     from streams.app import app
 
-    worker = Worker(app, loglevel=settings.log_level, logging_config=logging_config(settings.log_level, settings.log_text), quiet=True)
+    worker = Worker(
+        app,
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_level, settings.log_text),
+        quiet=True,
+    )
     worker.execute_from_commandline()
     return 0
 
