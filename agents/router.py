@@ -10,13 +10,14 @@ from functools import partial
 
 from schemas import ModelOutput, Turn
 from streams import routing, tables, topics
-from streams.app import agent, metrics, settings, timer
+from streams.app import agent, app, metrics, settings, timer
 from streams.delivery import Delivery, Step
 from streams.inputs import Record
 
 TURNS = settings.topic("turns")
 CONFIG = routing.RouterConfig.from_settings(settings)
-DELIVERY = Delivery(tables.routing, topics.replies, topics.events, metrics, CONFIG)
+DELIVERY = Delivery(tables.routing, topics.replies, topics.events, metrics, CONFIG, inputs=TURNS)
+app.on_partitions_assigned.connect(DELIVERY.on_assigned)  # drops what moved to another worker
 
 
 @agent("router", topics.router_inputs)

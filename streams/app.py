@@ -131,7 +131,13 @@ def timer(role: str, interval: float) -> Callable[[F], F]:
 
     def register(fun: F) -> F:
         if settings.runs(role):
-            app.timer(interval=interval)(fun)
+
+            async def tick() -> None:
+                if not app.rebalancing:  # the tables are being restored from their changelogs: partly old state
+                    await fun()
+
+            tick.__name__, tick.__qualname__, tick.__module__ = fun.__name__, fun.__qualname__, fun.__module__
+            app.timer(interval=interval)(tick)
         return fun
 
     return register

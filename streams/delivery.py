@@ -72,8 +72,10 @@ class Delivery:
         metrics: Metrics,
         config: RouterConfig,
         clock: Callable[[], float] = time.time,
+        inputs: str = "",
     ) -> None:
         self.table, self.metrics, self.config, self.clock = table, metrics, config, clock
+        self.inputs = inputs  # a topic the router reads: its partitions are those of the state this worker holds
         self.replies, self.events = replies, events
         self.deadlines = routing.Deadlines()
         self.acks: dict[str, Awaitable[Any]] = {}  # message_id -> Kafka's ack of the reply this process sent
@@ -144,6 +146,19 @@ class Delivery:
                         continue
                     conv = step.open(conversation_id, partition)  # resends what the restart restored unsent
                     step.add(routing.release(conv, step.now))
+
+    def on_assigned(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """faust's ``on_partitions_assigned`` signal: ``args`` is (this worker's partitions after a rebalance,)."""
+        self.keep_partitions({tp.partition for tp in args[0] if tp.topic == self.inputs})
+
+    def keep_partitions(self, partitions: set[int]) -> None:
+        """Drop, from memory only, the conversations of every other partition: this worker no longer holds
+        them, and their new owner restores them from the changelog and answers them (faust's memory store
+        forgets only the keys it read from the changelog, never those written here)."""
+        for key, value in list(self.table.data.items()):
+            conv = routing.stored(value)
+            if conv is not None and conv.partition is not None and conv.partition not in partitions:
+                del self.table.data[key]
 
     async def _forget(self, keys: list[bytes]) -> None:
         """Conversations idle with nothing pending: out of memory, and a tombstone in the changelog."""

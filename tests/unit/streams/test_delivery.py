@@ -8,6 +8,7 @@ import asyncio
 import time
 from typing import Any
 
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from models import persona
@@ -191,3 +192,14 @@ def test_after_a_restart_a_restored_unsent_reply_goes_out_before_a_later_turns_r
         assert [decode(value, Reply).message_id for value in restarted.sent("reply")] == ["m1", "m2"]
 
     asyncio.run(asyncio.wait_for(run(), 10))
+
+
+def test_after_a_rebalance_the_conversations_of_partitions_moved_away_leave_memory_only() -> None:
+    """Their new owner restores them from the changelog and answers them; kept here, this worker's deadline
+    timer would answer them a second time, differently (the rebalance test caught it)."""
+    world = World()
+    world.delivery.inputs = "t.turns"
+    world.table.data = {b"c1": routing.Conversation(partition=1), b"c2": routing.Conversation(partition=2)}
+    assigned = [TP("t.turns", 2), TP("t.x", 1)]
+    world.delivery.on_assigned(None, assigned)
+    assert list(world.table.data) == [b"c2"] and world.log == []  # nothing written: the changelog still holds c1
