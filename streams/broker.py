@@ -3,11 +3,13 @@
 The jars come from Maven Central through ``infra/kafka/pom.xml`` into a Maven
 repository under ``BANTER_HOME`` (outside the repo); a second run reuses them.
 The broker runs detached on loopback, with its pid, log and data under
-``BANTER_HOME/kafka/broker-<port>/``.
+``BANTER_HOME/kafka/broker-<port>/``. ``LocalCluster`` runs several such brokers
+as one replicated cluster (the broker-fault tests).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
@@ -19,8 +21,12 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from aiokafka import AIOKafkaClient
+from aiokafka.errors import KafkaError
 
 from streams.settings import Settings
 
@@ -39,6 +45,8 @@ class LocalKafka:
 
     settings: Settings
     progress: Progress = log.info
+    voters: tuple[int, ...] = ()
+    """The client ports of its cluster's nodes in node-id order, this one's included; () = a cluster of one."""
     extra_properties: tuple[tuple[str, str], ...] = ()
     """(key, value) lines added at the end of server.properties, where a later line wins: a TLS or SASL listener."""
     format_args: tuple[str, ...] = ()
@@ -47,6 +55,14 @@ class LocalKafka:
     @property
     def port(self) -> int:
         return self.settings.local_kafka_port
+
+    @property
+    def quorum(self) -> tuple[int, ...]:
+        return self.voters or (self.port,)
+
+    @property
+    def node_id(self) -> int:
+        return self.quorum.index(self.port) + 1
 
     @property
     def root(self) -> Path:
@@ -65,13 +81,13 @@ class LocalKafka:
         self._format(classpath)
         self._start(classpath, timeout_s)
 
-    def down(self, timeout_s: float = 30.0) -> bool:
-        """Stop the broker; True if one was running."""
+    def down(self, timeout_s: float = 30.0, sig: signal.Signals = signal.SIGTERM) -> bool:
+        """Stop the broker (``sig=SIGKILL``: as a crash would); True if one was running."""
         pid = self._pid()
         if pid is None:
             return False
-        self.progress(f"stopping Kafka (pid {pid})")
-        _signal(pid, signal.SIGTERM)
+        self.progress(f"stopping Kafka on port {self.port} (pid {pid}, {sig.name})")
+        _signal(pid, sig)
         if not _wait(lambda: not _alive(pid), timeout_s):
             _signal(pid, signal.SIGKILL)
             _wait(lambda: not _alive(pid), 5.0)
@@ -154,7 +170,7 @@ class LocalKafka:
                 classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                f"--cluster-id={_cluster_id()}",
+                f"--cluster-id={_cluster_id(','.join(map(str, self.voters)))}",
                 "-c",
                 str(self.root / "server.properties"),
                 *self.format_args,
@@ -166,9 +182,11 @@ class LocalKafka:
             raise BrokerError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
 
     def _start(self, classpath: str, timeout_s: float) -> None:
+        self._await(self._launch(classpath), timeout_s)
+
+    def _launch(self, classpath: str) -> subprocess.Popen[bytes]:
         _free_or_fail(self.port)
         self.progress(f"starting Kafka {self.settings.kafka_version} on 127.0.0.1:{self.port}")
-        started = time.monotonic()
         with (self.root / "broker.log").open("ab") as logfile:
             process = subprocess.Popen(
                 self._java(classpath, "kafka.Kafka", str(self.root / "server.properties")),
@@ -178,6 +196,10 @@ class LocalKafka:
                 start_new_session=True,
             )
         (self.root / "broker.pid").write_text(str(process.pid))
+        return process
+
+    def _await(self, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+        started = time.monotonic()
         if not _wait(lambda: port_open(self.port) or process.poll() is not None, timeout_s):
             self.down()
             raise BrokerError(f"Kafka did not answer within {timeout_s:.0f} s; see {self.root / 'broker.log'}")
@@ -202,22 +224,28 @@ class LocalKafka:
     def _properties(self, data: Path) -> str:
         port, controller = self.port, self.port + 1
         partitions = self.settings.partitions
+        voters = ",".join(f"{node}@127.0.0.1:{client + 1}" for node, client in enumerate(self.quorum, 1))
+        replicas = min(len(self.quorum), 3)
+        min_isr = replicas // 2 + 1  # acks=all writes go on while a minority of the replicas is down
         return "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                f"node.id={self.node_id}",
+                f"controller.quorum.voters={voters}",
                 f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
                 f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
                 "controller.listener.names=CONTROLLER",
                 "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                 f"log.dirs={data}",
                 f"num.partitions={partitions}",
-                "offsets.topic.replication.factor=1",
+                f"default.replication.factor={replicas}",
+                f"min.insync.replicas={min_isr}",
+                f"offsets.topic.replication.factor={replicas}",
                 "offsets.topic.num.partitions=8",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
+                f"transaction.state.log.replication.factor={replicas}",
+                f"transaction.state.log.min.isr={min_isr}",
+                f"share.coordinator.state.topic.replication.factor={replicas}",
+                f"share.coordinator.state.topic.min.isr={min_isr}",
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=true",
                 "log.retention.hours=24",
@@ -234,9 +262,82 @@ class LocalKafka:
         return pid if pid and _alive(pid) else None
 
 
-def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+@dataclass(frozen=True)
+class LocalCluster:
+    """``size`` local brokers as one KRaft cluster, each node a broker and a controller voter.
+
+    Node ``n`` (from 1) listens on ``first_port + 2 * (n - 1)`` for clients and one port up for the
+    quorum; its files are a ``LocalKafka``'s. Topics get ``min(size, 3)`` replicas by default, the
+    internal ones too, and an acks=all write needs a majority of them in sync.
+    """
+
+    settings: Settings
+    first_port: int
+    size: int = 3
+    progress: Progress = log.info
+
+    @property
+    def nodes(self) -> list[LocalKafka]:
+        ports = tuple(self.first_port + 2 * i for i in range(self.size))
+        return [LocalKafka(replace(self.settings, local_kafka_port=p), self.progress, ports) for p in ports]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def node(self, node_id: int) -> LocalKafka:
+        return self.nodes[node_id - 1]
+
+    def up(self, timeout_s: float = 120.0) -> None:
+        """Start every node not running, together (a node waits for a quorum), until all serve as brokers."""
+        classpath = self.nodes[0].resolve()
+        launched = []
+        for node in self.nodes:
+            if not node.running():
+                node._format(classpath)
+                launched.append((node, node._launch(classpath)))
+        for node, process in launched:
+            node._await(process, timeout_s)
+        if not _wait(lambda: brokers_up(self.bootstrap) >= self.size, timeout_s):
+            raise BrokerError(f"not all {self.size} brokers joined within {timeout_s:.0f} s; see their broker.log")
+
+    def stop(self, node_id: int, kill: bool = False) -> None:
+        """Stop one node: a controlled shutdown (SIGTERM), or kill -9 as a crash would."""
+        self.node(node_id).down(sig=signal.SIGKILL if kill else signal.SIGTERM)
+
+    def start(self, node_id: int, timeout_s: float = 90.0) -> None:
+        """Start one node again; it rejoins the running quorum with its data."""
+        self.node(node_id).up(timeout_s)
+
+    def down(self, timeout_s: float = 15.0) -> None:
+        """Stop every node at once (one by one, the last would wait for a quorum that is gone); a node
+        still up after ``timeout_s`` (its controlled shutdown waits for a lost quorum) is killed."""
+        with ThreadPoolExecutor(self.size) as pool:
+            list(pool.map(lambda node: node.down(timeout_s), self.nodes))
+
+
+def brokers_up(bootstrap: str) -> int:
+    """How many brokers the cluster's metadata lists (a fenced one is left out); 0 if none answers."""
+
+    async def count() -> int:
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await client.bootstrap()
+            return len(client.cluster.brokers())
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(count())
+    except (KafkaError, OSError):
+        return 0
+
+
+def _cluster_id(seed: str = "") -> str:
+    """A Kafka cluster id: 16 random bytes, or bytes derived from ``seed`` (the nodes of a cluster
+    must agree on it, also when one is formatted again), URL-safe base64 without padding."""
+    raw = uuid.uuid5(uuid.NAMESPACE_URL, f"banter-kafka:{seed}") if seed else uuid.uuid4()
+    return base64.urlsafe_b64encode(raw.bytes).decode().rstrip("=")
 
 
 def _require(tool: str, fix: str) -> None:
