@@ -12,6 +12,7 @@ from typing import Any
 
 State = dict[str, Any]
 REMEMBERED_TURNS = 8  # replays only reach back to the last commit (~1 s)
+REMEMBERED_REPLIES = 32  # replies whose bot line was added: a repeat after a crash is not added again
 
 
 def new_state(now: float) -> State:
@@ -40,9 +41,12 @@ def user_turn(state: State, message_id: str, text: str, now: float, window: int)
 
 
 def bot_turn(state: State, message_id: str, text: str, window: int, now: float | None = None) -> State:
-    """Append the bot's reply to the history, once per message."""
-    if any(i["speaker"] == "bot" and i["message_id"] == message_id for i in state["history"]):
+    """Append the bot's reply to the history, once per message: a repeat of a reply (re-sent after a
+    crash) is recognised even once the first one has left the window."""
+    replied = state.setdefault("replied", [])
+    if message_id in replied or any(i["speaker"] == "bot" and i["message_id"] == message_id for i in state["history"]):
         return state
+    state["replied"] = [*replied, message_id][-REMEMBERED_REPLIES:]
     if now is not None:
         state["active_at"] = now
     state["history"] = [*state["history"], _item("bot", text, message_id)][-window:]

@@ -46,3 +46,13 @@ def test_a_conversation_is_idle_only_after_the_idle_time_since_its_last_message_
     assert context.idle(state, 211.0, 60.0)
     context.bot_turn(state, "m1", "hey you", 8, now=205.0)
     assert not context.idle(state, 211.0, 60.0)
+
+
+def test_a_reply_repeated_after_its_line_left_the_window_is_not_added_again() -> None:
+    state = context.new_state(0.0)
+    state, _ = context.user_turn(state, "m1", "hi", 1.0, 2)
+    context.bot_turn(state, "m1", "hey", 2)
+    for i in range(2, 5):  # the window of 2 moves on past m1's bot line
+        state, _ = context.user_turn(state, f"m{i}", "more", float(i), 2)
+    context.bot_turn(state, "m1", "hey", 2)  # the same reply, re-sent after a crash
+    assert [item["message_id"] for item in state["history"]] == ["m3", "m4"]
