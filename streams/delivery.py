@@ -90,7 +90,16 @@ class Delivery:
             await self._commit(step)
 
     def stored(self, conversation_id: str) -> Conversation | None:
-        return routing.stored(self.table.data.get(conversation_id.encode()))
+        return self._load(conversation_id.encode())
+
+    def _load(self, key: bytes) -> Conversation | None:
+        """The conversation under ``key``; one restored from the changelog as plain data is converted once
+        and kept as an object in memory (not written again), so the 1 s rescan does not convert it each time."""
+        value = self.table.data.get(key)
+        conv = routing.stored(value)
+        if conv is not None and conv is not value:
+            self.table.data[key] = conv
+        return conv
 
     def settle(self, conv: Conversation) -> None:
         """Mark the replies Kafka acked; a failed send is forgotten here, so the rescan resends it."""
@@ -123,8 +132,8 @@ class Delivery:
         """Resend replies restored without their send after a restart, forget entries whose replies
         Kafka acked since, and count what waits."""
         waiting, work, idle, now = 0, [], [], self.clock()
-        for key, value in list(self.table.data.items()):
-            conv = routing.stored(value)
+        for key in list(self.table.data):
+            conv = self._load(key)
             if conv is not None and routing.idle(conv, now, self.config.idle_s):
                 idle.append(key)
             if conv is None or not conv.pending:
@@ -155,8 +164,8 @@ class Delivery:
         """Drop, from memory only, the conversations of every other partition: this worker no longer holds
         them, and their new owner restores them from the changelog and answers them (faust's memory store
         forgets only the keys it read from the changelog, never those written here)."""
-        for key, value in list(self.table.data.items()):
-            conv = routing.stored(value)
+        for key in list(self.table.data):
+            conv = self._load(key)
             if conv is not None and conv.partition is not None and conv.partition not in partitions:
                 del self.table.data[key]
 
@@ -165,7 +174,7 @@ class Delivery:
         async with self._lock:  # a step may have opened one since: it is checked again under the lock
             now = self.clock()
             for key in keys:
-                conv = routing.stored(self.table.data.get(key))
+                conv = self._load(key)
                 if conv is not None and conv.partition is not None and routing.idle(conv, now, self.config.idle_s):
                     del self.table.data[key]
                     self.table.send_changelog(conv.partition, key, None)

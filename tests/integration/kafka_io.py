@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from streams.kafka import kafka_options
+from streams.kafka import kafka_options, partitions_of
 from streams.settings import Settings
 
 
@@ -103,8 +103,7 @@ async def following(settings: Settings, topic: str) -> AsyncIterator[list[tuple[
 
     try:
         name = settings.topic(topic)
-        await consumer._client.force_metadata_update()
-        consumer.assign([TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or set()])
+        consumer.assign([TopicPartition(name, p) for p in await partitions_of(consumer, name)])
         await consumer.seek_to_end()
         for tp in consumer.assignment():  # positions resolved now, before the caller sends anything
             await consumer.position(tp)

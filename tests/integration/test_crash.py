@@ -40,14 +40,13 @@ import os
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas import Message, Reply, SchemaError, Turn, decode, encode
@@ -55,6 +54,7 @@ from streams.client import OncePerMessage, new_message
 from streams.kafka import kafka_options, partitions_of
 from streams.settings import Settings
 from tests.integration.conftest import Worker, Workers
+from tests.integration.kafka_io import following, produce_paced
 
 # minutes: `pytest -m "not slow"` leaves it out locally, CI runs it; `make test-crash` runs the kill -9 tests
 pytestmark = [pytest.mark.slow, pytest.mark.crash, pytest.mark.timeout(900)]
@@ -129,58 +129,6 @@ def offered(run: Run, texts: list[list[str]]) -> Iterator[tuple[bytes, bytes]]:
         yield message.conversation_id.encode(), encode(message)
 
 
-async def produce_paced(settings: Settings, records: Iterator[tuple[bytes, bytes]], per_s: float) -> list[float]:
-    """Produce ``records`` to banter.messages, ``per_s`` a second, as a platform does (``acks=all``).
-
-    Returns when each was handed to the producer, in order, once every one is acked.
-    """
-    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", linger_ms=5)
-    await producer.start()
-    sent_at: list[float] = []
-    futures = []
-    try:
-        started = time.monotonic()
-        for key, value in records:
-            await asyncio.sleep(max(0.0, started + len(sent_at) / per_s - time.monotonic()))
-            sent_at.append(time.monotonic())
-            futures.append(await producer.send(settings.topic("messages"), value, key=key))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return sent_at
-
-
-@asynccontextmanager
-async def following(settings: Settings, topic: str) -> AsyncIterator[list[tuple[float, Any]]]:
-    """Every record produced to one of the worker's topics from now on, as (arrival, record), appended live
-    while the block runs: what a platform's consumer (no group, every partition) sees."""
-    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
-    await consumer.start()
-    seen: list[tuple[float, Any]] = []
-
-    async def read() -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=200)
-            now = time.monotonic()
-            for records in batch.values():
-                seen.extend((now, record) for record in records)
-
-    try:
-        name = settings.topic(topic)
-        consumer.assign([TopicPartition(name, p) for p in await partitions_of(consumer, name)])
-        await consumer.seek_to_end()
-        for tp in consumer.assignment():  # positions resolved now, before anything is sent
-            await consumer.position(tp)
-        reader = asyncio.create_task(read())
-        try:
-            yield seen
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-    finally:
-        await consumer.stop()
-
-
 async def read_all(settings: Settings, topic: str, timeout_s: float = 60.0) -> list[Any]:
     """Every record of one of the worker's topics, from the beginning to its end offsets now."""
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
@@ -250,7 +198,8 @@ def crash_mid_stream(workers: Workers, worker: Worker) -> Run:
     async def scenario() -> None:
         async with following(settings, "replies") as seen:
             run.start = time.monotonic()
-            sending = asyncio.create_task(produce_paced(settings, offered(run, texts), RATE_PER_S))
+            never = asyncio.Event()  # every message is sent: nothing stops the platform early
+            sending = asyncio.create_task(produce_paced(settings, offered(run, texts), RATE_PER_S, never))
             answered = Answered()
             while answered.update(seen) < KILL_AFTER_REPLIES:
                 if sending.done():

@@ -89,6 +89,14 @@ class World:
         return [value for what, value in self.log if what == kind]
 
 
+async def _acked_step(world: World, *records: Turn | ModelOutput) -> None:
+    """One router step whose changelog writes Kafka acknowledges."""
+    stepping = asyncio.create_task(world.route(*records))
+    await asyncio.sleep(0.01)
+    await _acknowledge(world.table.pending)
+    await stepping
+
+
 async def _acknowledge(futures: list[asyncio.Future[None]]) -> None:
     for future in futures:
         if not future.done():
@@ -114,15 +122,9 @@ def test_a_reply_is_sent_only_after_the_state_recording_it_is_in_the_changelog()
 def test_an_entry_is_forgotten_only_once_kafka_acknowledged_its_reply() -> None:
     async def run() -> None:
         world = World()
-        stepping = asyncio.create_task(world.route(turn(), canned()))
-        await asyncio.sleep(0.01)
-        await _acknowledge(world.table.pending)
-        await stepping
+        await _acked_step(world, turn(), canned())
         outputs = (output("responder", text="hm", score=0.5), output("generator", text="eh", score=0.1))
-        stepping = asyncio.create_task(world.route(*outputs))
-        await asyncio.sleep(0.01)
-        await _acknowledge(world.table.pending)
-        await stepping
+        await _acked_step(world, *outputs)
         assert not world.sent("event") and "m1" in world.delivery.stored("c1").pending  # reply not acked
         await _acknowledge(world.replies.acks)
         await world.delivery.rescan()  # finds the newly acked reply, marks it, releases the event
@@ -136,10 +138,7 @@ def test_an_entry_is_forgotten_only_once_kafka_acknowledged_its_reply() -> None:
 def test_a_reply_restored_unsent_after_a_restart_is_sent_again_the_same() -> None:
     async def run() -> None:
         world = World()
-        stepping = asyncio.create_task(world.route(turn(), canned()))
-        await asyncio.sleep(0.01)
-        await _acknowledge(world.table.pending)
-        await stepping
+        await _acked_step(world, turn(), canned())
         (first,) = world.sent("reply")
         restarted = World()  # a new process: the state restored from the changelog, as plain data
         restarted.table.data = {key: routing.to_stored(conv) for key, conv in world.table.data.items()}
