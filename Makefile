@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: help setup demo test test-crash test-unit test-integration lint bench models clean
+.PHONY: help setup demo test test-crash test-unit test-integration lint bench bench-restart models clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ lint: setup  ## ruff (lint and format) and mypy
 
 bench: models  ## the pipeline under load (banter bench; BENCH_ARGS="--rates 10,30 --configs one" for a short run): reports/bench.*
 	$(BIN)/banter bench $(BENCH_ARGS)
+
+bench-restart: models  ## a restart after 1M messages over 100k conversations (RESTART_ARGS="--messages 100000"): reports/restart.*
+	$(BIN)/python -m benchmarks.restart $(RESTART_ARGS)
 
 clean:  ## remove the virtual environment (caches under ~/.cache/banter stay)
 	rm -rf $(VENV)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from models import persona
+from models.chat_tokenizer import ChatTokenizer
 from models.config import ModelConfig
 from models.hashing import digest_files, digest_value
 from models.selector import Selector
@@ -115,12 +116,11 @@ class ChatGenerator:
 
     def __init__(self, folder: Path, version: str, config: ModelConfig, selector: Selector | None = None) -> None:
         import ctranslate2
-        from transformers import AutoTokenizer
 
         self.version = version
         self.selector = selector
         self._config = config
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder / HF_DIR))
+        self.tokenizer = ChatTokenizer(folder / HF_DIR)
         self.runtime = ctranslate2.Generator(
             str(folder / CT2_DIR),
             device="cpu",
@@ -197,7 +197,7 @@ class ChatGenerator:
         replies = []
         for i, (prompt, result) in enumerate(zip(prompts, results, strict=True)):
             ids = list(result.sequences_ids[0])[len(prompt) - 1 :][:cap]  # after the prompt, less its first token
-            ended = bool(ids) and self.tokenizer.convert_ids_to_tokens(ids[-1]) in self._end
+            ended = bool(ids) and self.tokenizer.convert_ids_to_tokens(ids[-1:])[0] in self._end
             drawn = logprobs[i][: len(ids)]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             truncated = not ended or i in timed_out
@@ -216,17 +216,16 @@ def tidy(text: str, complete: bool = True, max_sentences: int = MAX_SENTENCES) -
     return " ".join(sentences[:max_sentences])
 
 
-def _ids(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt, tokenize=True)
-    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+def _ids(tokenizer: ChatTokenizer, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt)
 
 
-def _phrases(tokenizer: Any) -> list[list[int]]:
+def _phrases(tokenizer: ChatTokenizer) -> list[list[int]]:
     """Token ids of the persona's suppressed phrases, with and without a leading space."""
     out = []
     for phrase in persona.SUPPRESSED:
         for variant in (phrase, " " + phrase):
-            out.append(tokenizer(variant, add_special_tokens=False)["input_ids"])
+            out.append(tokenizer.encode(variant))
     return out
 
 
@@ -237,9 +236,9 @@ def _by_cap(batch: Sequence[Dialogue], default: int) -> dict[int, list[int]]:
     return groups
 
 
-def _end_tokens(tokenizer: Any) -> list[str]:
+def _end_tokens(tokenizer: ChatTokenizer) -> list[str]:
     """The tokens that end a bot turn: the chat template's end-of-turn and end-of-sequence."""
-    ends = [tok for tok in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>") if tok in tokenizer.get_vocab()]
+    ends: list[str] = [t for t in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>") if t in tokenizer.get_vocab()]
     if tokenizer.eos_token and tokenizer.eos_token not in ends:
         ends.append(tokenizer.eos_token)
     return ends

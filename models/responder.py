@@ -77,6 +77,7 @@ class Responder:
         meta = json.loads((out_dir / META_FILE).read_text())
         self.encoder = encoder
         self.version = version
+        self.out_dir = out_dir
         self.weights = weights
         self.keys = np.load(out_dir / KEYS_FILE)
         self.texts: list[str] = meta["texts"]

@@ -253,14 +253,24 @@ class Selector:
         self._remembered: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def warm(self, texts: Sequence[str], batch: int = 64) -> None:
-        """Embed fixed reply texts ahead of traffic (at load), so that no message waits for them."""
+    def encoder_key(self) -> str:
+        """What names the encoder's embeddings in a cache: its kind and precision (int8 embeds differently)."""
+        return f"{type(self.encoder).__name__}:{getattr(self.encoder, 'precision', '')}"
+
+    def warm(self, texts: Sequence[str], batch: int = 64, cache: Path | None = None) -> None:
+        """Embed fixed reply texts ahead of traffic (at load), so that no message waits for them.
+
+        With ``cache`` (a file named for the encoder and the texts), the embeddings are read from it when
+        it exists and written to it otherwise: a restarted worker does not embed the whole bank again.
+        """
         wanted = [t for t in dict.fromkeys(texts) if t and t not in self._remembered][: REMEMBERED // 2]
-        for start in range(0, len(wanted), batch):
-            chunk = wanted[start : start + batch]
-            vectors = self.encoder.encode(chunk)
-            with self._lock:
-                self._remembered.update(zip(chunk, vectors, strict=True))
+        vectors = _read_cache(cache, len(wanted))
+        if vectors is None:
+            parts = [self.encoder.encode(wanted[i : i + batch]) for i in range(0, len(wanted), batch)]
+            vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+            _write_cache(cache, vectors)
+        with self._lock:
+            self._remembered.update(zip(wanted, vectors, strict=True))
 
     def _remember(
         self,
@@ -306,3 +316,25 @@ class Selector:
 def ruled_out(text: str, dialogue: Dialogue) -> bool:
     """Never said, whatever the score: empty, unsafe, or a copy of the user's message."""
     return not words(text) or unsafe(text) or overlap(text, dialogue.text) >= COPY_OVERLAP
+
+
+def _read_cache(path: Path | None, rows: int) -> np.ndarray | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        vectors = np.load(path)
+    except (OSError, ValueError):
+        return None
+    return vectors if len(vectors) == rows else None
+
+
+def _write_cache(path: Path | None, vectors: np.ndarray) -> None:
+    """Best effort: a read-only model folder only means embedding the bank at each start."""
+    if path is None or not len(vectors):
+        return
+    try:
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+    except OSError:
+        pass

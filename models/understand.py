@@ -61,8 +61,9 @@ class Understander:
         self.versions = {"intent": intent.version, "responder": reply_version}
         self.version = digest_value([intent.version, reply_version])
         if scorer is not None:  # the bank's and the backchannel's replies, embedded once before any message
-            fixed = [*responder.texts, *(backchannel.texts if backchannel else ())]
-            scorer.warm(sorted(fixed))
+            fixed = sorted([*responder.texts, *(backchannel.texts if backchannel else ())])
+            key = digest_value([responder.version, scorer.encoder_key(), fixed])
+            scorer.warm(fixed, cache=responder.out_dir / f"warm-{key[:16]}.npy")
 
     def predict(self, batch: Sequence[Dialogue]) -> list[Understanding]:
         """The intent of each dialogue's last user text, and the reply chosen for it in its context."""

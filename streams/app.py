@@ -42,7 +42,6 @@ class App(faust.App):
 
 def create_app(settings: Settings) -> faust.App:
     """A faust App configured from ``settings``; agents are discovered from ``agents``."""
-    datadir = settings.home / "faust" / settings.app_id
     app = App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -50,7 +49,11 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=["agents"],
         origin="streams",
         store="memory://",
-        datadir=str(datadir),
+        datadir=str(settings.state_dir),
+        # A static member (KIP-345): a worker restarted under the same name after a crash takes its
+        # partitions back at once instead of after the dead member's session timeout. A stopped static
+        # member does not leave the group, so its partitions move only after that timeout.
+        consumer_group_instance_id=settings.worker if settings.static_membership else None,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         consumer_auto_offset_reset="earliest",

@@ -27,9 +27,10 @@ from typing import Any
 from faust.types import TableT, TopicT
 
 from schemas import encode
-from streams import routing
+from streams import routing, store
 from streams.metrics import Metrics
 from streams.routing import Conversation, Outbox, RouterConfig
+from streams.store import PartitionedStore
 
 
 class Step:
@@ -79,6 +80,11 @@ class Delivery:
         self.replies, self.events = replies, events
         self.deadlines = routing.Deadlines()
         self.acks: dict[str, Awaitable[Any]] = {}  # message_id -> Kafka's ack of the reply this process sent
+        # The conversations this worker serves, as objects; the table (on disk, or faust's memory store) holds
+        # them as plain data for a restart. ``_complete``: every stored one is here too (false after a rebalance
+        # until the next rescan reads the table, whose recovery may have brought conversations in).
+        self.memory: dict[bytes, Conversation] = {}
+        self._complete = False
         self._lock = asyncio.Lock()  # one state change at a time, from its decision to its records sent
 
     @asynccontextmanager
@@ -93,13 +99,22 @@ class Delivery:
         return self._load(conversation_id.encode())
 
     def _load(self, key: bytes) -> Conversation | None:
-        """The conversation under ``key``; one restored from the changelog as plain data is converted once
-        and kept as an object in memory (not written again), so the 1 s rescan does not convert it each time."""
-        value = self.table.data.get(key)
-        conv = routing.stored(value)
-        if conv is not None and conv is not value:
-            self.table.data[key] = conv
+        """The conversation under ``key``: from memory, or read from the table once and kept in memory."""
+        conv = self.memory.get(key)
+        if conv is None and not self._complete:
+            conv = routing.stored(self.table.data.get(key))
+            if conv is not None:
+                self.memory[key] = conv
         return conv
+
+    def _load_all(self) -> None:
+        """Read into memory every stored conversation not there yet (after a restart or a rebalance)."""
+        for key, value in self.table.data.items():
+            if key not in self.memory:
+                conv = routing.stored(value)
+                if conv is not None:
+                    self.memory[key] = conv
+        self._complete = True
 
     def settle(self, conv: Conversation) -> None:
         """Mark the replies Kafka acked; a failed send is forgotten here, so the rescan resends it."""
@@ -131,12 +146,13 @@ class Delivery:
     async def rescan(self) -> None:
         """Resend replies restored without their send after a restart, forget entries whose replies
         Kafka acked since, and count what waits."""
+        if not self._complete:
+            self._load_all()
         waiting, work, idle, now = 0, [], [], self.clock()
-        for key in list(self.table.data):
-            conv = self._load(key)
-            if conv is not None and routing.idle(conv, now, self.config.idle_s):
+        for key, conv in list(self.memory.items()):
+            if routing.idle(conv, now, self.config.idle_s):
                 idle.append(key)
-            if conv is None or not conv.pending:
+            if not conv.pending:
                 continue
             waiting += len(conv.pending)
             conversation_id = key.decode() if isinstance(key, bytes) else str(key)
@@ -149,25 +165,27 @@ class Delivery:
         if work:
             async with self.step() as step:  # the state may have moved on while the lock was awaited: read again
                 for conversation_id in work:
-                    conv = self.stored(conversation_id)
-                    partition = routing.partition_of(conv) if conv else None
-                    if conv is None or partition is None:
+                    found = self.stored(conversation_id)
+                    partition = routing.partition_of(found) if found else None
+                    if found is None or partition is None:
                         continue
-                    conv = step.open(conversation_id, partition)  # resends what the restart restored unsent
-                    step.add(routing.release(conv, step.now))
+                    opened = step.open(conversation_id, partition)  # resends what the restart restored unsent
+                    step.add(routing.release(opened, step.now))
 
     def on_assigned(self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         """faust's ``on_partitions_assigned`` signal: ``args`` is (this worker's partitions after a rebalance,)."""
         self.keep_partitions({tp.partition for tp in args[0] if tp.topic == self.inputs})
+        self._complete = False  # the recovery of new partitions brings conversations into the table
 
     def keep_partitions(self, partitions: set[int]) -> None:
         """Drop, from memory only, the conversations of every other partition: this worker no longer holds
         them, and their new owner restores them from the changelog and answers them (faust's memory store
         forgets only the keys it read from the changelog, never those written here)."""
-        for key in list(self.table.data):
-            conv = self._load(key)
-            if conv is not None and conv.partition is not None and conv.partition not in partitions:
-                del self.table.data[key]
+        for key, conv in list(self.memory.items()):
+            if conv.partition is not None and conv.partition not in partitions:
+                del self.memory[key]
+                if not isinstance(self.table.data, PartitionedStore):
+                    self.table.data.pop(key, None)
 
     async def _forget(self, keys: list[bytes]) -> None:
         """Conversations idle with nothing pending: out of memory, and a tombstone in the changelog."""
@@ -176,7 +194,8 @@ class Delivery:
             for key in keys:
                 conv = self._load(key)
                 if conv is not None and conv.partition is not None and routing.idle(conv, now, self.config.idle_s):
-                    del self.table.data[key]
+                    del self.memory[key]
+                    self.table.data.pop(key, None)
                     self.table.send_changelog(conv.partition, key, None)
 
     async def _commit(self, step: Step) -> None:
@@ -192,9 +211,10 @@ class Delivery:
     async def _persist(self, conversation_id: str, conv: Conversation, partition: int, durable: bool) -> None:
         """Write the state on its partition (a timer has no current event to take it from); with
         ``durable``, wait for Kafka's ack, so that a reply never reaches Kafka before its state."""
-        key = conversation_id.encode()
-        self.table.data[key] = conv
-        sent = self.table.send_changelog(partition, key, routing.to_stored(conv))
+        key, stored = conversation_id.encode(), routing.to_stored(conv)
+        self.memory[key] = conv
+        store.put(self.table, key, stored, partition)
+        sent = self.table.send_changelog(partition, key, stored)
         if durable:
             await sent
 

@@ -47,6 +47,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP, TableT
 from mode import Service
 
+from streams import store
 from streams.inputs import Handler, Record
 from streams.kafka import CHANGELOG_CONFIGS, kafka_options
 from streams.metrics import Metrics
@@ -97,6 +98,7 @@ class Gaps:
             default=None,
             partitions=settings.partitions,
             key_type=bytes,
+            store=store.url(settings.table_store, "progress"),
             extra_topic_configs=CHANGELOG_CONFIGS,
         )
         self.agents: list[AgentInputs] = []
@@ -207,7 +209,7 @@ class AgentInputs:
 
     def _remember(self, last: Mapping[TP, int]) -> None:
         for tp, offset in last.items():
-            self.gaps.progress.data[self._key(tp)] = offset
+            store.put(self.gaps.progress, self._key(tp), offset, tp.partition)
         self.unsaved.update(last)
 
     def save(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,24 @@ class Settings:
     replication: int = _setting(1, "BANTER_REPLICATION", "replication factor of every topic")
     session_timeout_s: float = _setting(
         10.0, "BANTER_SESSION_TIMEOUT_S", "consumer session timeout: how soon a dead worker's partitions move"
+    )
+    worker_name: str = _setting(
+        "",
+        "BANTER_WORKER_NAME",
+        "this worker's stable name (its local state and its static group membership); empty = host-webport",
+    )
+    static_membership: bool = _setting(
+        True,
+        "BANTER_STATIC_MEMBERSHIP",
+        "join the group as a static member named by the worker name: a worker restarted under the same name "
+        "gets its partitions back at once, without waiting out the session timeout",
+    )
+    data_dir: str = _setting("", "BANTER_DATA_DIR", "this worker's local state; empty = home/faust/<app id>/<worker>")
+    table_store: str = _setting(
+        "rocksdb",
+        "BANTER_TABLE_STORE",
+        "where the conversations table lives: rocksdb (on disk; a restart reads only the changelog's new "
+        "records) or memory (a restart reads the whole changelog)",
     )
     web_host: str = _setting("127.0.0.1", "BANTER_WEB_HOST", "worker web server host (/metrics)")
     web_port: int = _setting(6066, "BANTER_WEB_PORT", "worker web server port (/metrics)")
@@ -158,6 +177,10 @@ class Settings:
     log_level: str = _setting("info", "BANTER_LOG_LEVEL", "worker log level")
     log_text: bool = _setting(False, "BANTER_LOG_TEXT", "allow message and reply text in logs (off: never logged)")
 
+    def __post_init__(self) -> None:
+        if self.table_store not in {"rocksdb", "memory"}:
+            raise ValueError(f"setting BANTER_TABLE_STORE: {self.table_store!r} is neither rocksdb nor memory")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every field from its variable, falling back to the default."""
@@ -177,6 +200,16 @@ class Settings:
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def worker(self) -> str:
+        """This worker's stable name: two workers on one host differ at least in their web port."""
+        return self.worker_name or f"{socket.gethostname()}-{self.web_port}"
+
+    @property
+    def state_dir(self) -> Path:
+        """This worker's own local state (RocksDB tables); never shared by two running workers."""
+        return Path(self.data_dir).expanduser() if self.data_dir else self.home / "faust" / self.app_id / self.worker
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"

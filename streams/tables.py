@@ -9,6 +9,7 @@ from typing import Any
 
 from faust.types import TableT
 
+from streams import store
 from streams.app import app, settings
 from streams.kafka import CHANGELOG_CONFIGS
 
@@ -17,18 +18,27 @@ log = logging.getLogger(__name__)
 # Keys are conversation ids as bytes, the topics' keys (faust then picks the raw codec);
 # values are plain dicts in faust's json codec, which is orjson when orjson is installed.
 
-# conversation_id -> models.context state: turn count, start time, history window, recent turns
+# conversation_id -> models.context state: turn count, start time, history window, recent turns.
+# The large table (every conversation of the last BANTER_STATE_IDLE_S): on disk by default (streams.store),
+# so that a restarted worker reads only what its changelog gained since.
 conversations: TableT = app.Table(
     "conversations",
     default=None,
     partitions=settings.partitions,
     key_type=bytes,
+    store=store.url(settings.table_store, "conversations"),
     extra_topic_configs=CHANGELOG_CONFIGS,
 )
 
-# conversation_id -> a streams.routing.Conversation (plain data in the changelog), written by streams.delivery
+# conversation_id -> a streams.routing.Conversation as plain data, written by streams.delivery (which keeps
+# the objects of the conversations it serves in memory); on disk like the conversations
 routing: TableT = app.Table(
-    "routing", default=None, partitions=settings.partitions, key_type=bytes, extra_topic_configs=CHANGELOG_CONFIGS
+    "routing",
+    default=None,
+    partitions=settings.partitions,
+    key_type=bytes,
+    store=store.url(settings.table_store, "routing"),
+    extra_topic_configs=CHANGELOG_CONFIGS,
 )
 
 
@@ -39,7 +49,7 @@ def write(table: TableT, key: bytes, value: Any, partition: int) -> None:
     takes it from the current event). The router's state, which must reach Kafka before its
     reply, is written by ``streams.delivery``.
     """
-    table.data[key] = value
+    store.put(table, key, value, partition)
     table.send_changelog(partition, key, value)
 
 

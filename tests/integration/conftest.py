@@ -114,6 +114,7 @@ class Workers:
             "BANTER_TOPIC_PREFIX": self.prefix,
             "BANTER_APP_ID": f"{self.prefix}-app",
             "BANTER_WEB_PORT": str(_free_port()),
+            "BANTER_DATA_DIR": str(self.logs / f"state-{len(self.started)}"),  # a restart keeps it, as a pod would
             "BANTER_LOG_LEVEL": "info",
             **settings,
         }

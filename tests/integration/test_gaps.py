@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import urllib.request
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, UnknownMemberIdError
 
 from schemas import Message, Reply, decode, encode
 from streams.client import new_message
@@ -64,13 +66,22 @@ async def _answered(settings: Settings, messages: list[Message], timeout_s: floa
 
 
 async def _commit_to_end(settings: Settings, topic: str) -> None:
-    """Commit the worker group's offsets of ``topic`` at its end (no member is in the group)."""
+    """Commit the worker group's offsets of ``topic`` at its end, once no member is in the group (a stopped
+    worker is a static member, which stays in the group until its session times out)."""
     consumer = AIOKafkaConsumer(**kafka_options(settings), group_id=settings.app_id, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(settings.topic(topic), p) for p in range(settings.partitions)]
         consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
+        deadline = time.monotonic() + settings.session_timeout_s + 30.0
+        while True:
+            try:
+                await consumer.commit(await consumer.end_offsets(partitions))
+                return
+            except (CommitFailedError, UnknownMemberIdError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
     finally:
         await consumer.stop()
 

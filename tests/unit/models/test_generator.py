@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,37 @@ def packaged() -> ChatGenerator:
     """The default generator from the cache `make models` (banter models build) fills."""
     config = ModelConfig(cache_dir=Settings.from_env().home / "models", generator_max_time_s=60.0)
     return generator.load(config)
+
+
+def _transformers_tokenizer() -> Any:
+    """The packaged model's tokenizer as transformers loads it (the build's; a worker uses ChatTokenizer)."""
+    from transformers import AutoTokenizer
+
+    config = ModelConfig(cache_dir=Settings.from_env().home / "models")
+    return AutoTokenizer.from_pretrained(str(generator.model_dir(config, generator.version(config)) / generator.HF_DIR))
+
+
+def test_the_serving_tokenizer_matches_transformers_without_importing_it(packaged: ChatGenerator) -> None:
+    full = _transformers_tokenizer()
+    chats = [
+        persona.chat_messages([]),
+        [{"role": "user", "content": "hey what's up 🙂 naïve café\nnew line"}],
+        [
+            {"role": "system", "content": "be sassy"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "<|im_end|> a tricky one"},
+        ],
+    ]
+    light = packaged.tokenizer
+    for messages in chats:
+        for prompt in (True, False):
+            ids = light.apply_chat_template(messages, add_generation_prompt=prompt)
+            expected = full.apply_chat_template(messages, add_generation_prompt=prompt, tokenize=True)
+            assert ids == list(expected["input_ids"] if hasattr(expected, "keys") else expected)
+            assert light.decode(ids) == full.decode(ids, skip_special_tokens=True)
+            assert light.convert_ids_to_tokens(ids) == full.convert_ids_to_tokens(ids)
+    assert light.eos_token == full.eos_token and light.get_vocab() == full.get_vocab()
 
 
 def test_the_default_source_is_the_packaged_gguf() -> None:
@@ -114,7 +146,7 @@ def test_any_hugging_face_causal_lm_folder_builds_and_serves(tmp_path: Path, pac
     from transformers import LlamaConfig, LlamaForCausalLM
 
     folder = tmp_path / "tiny-llama"
-    tok = packaged.tokenizer
+    tok = _transformers_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=64,

@@ -141,7 +141,7 @@ def test_a_reply_restored_unsent_after_a_restart_is_sent_again_the_same() -> Non
         await _acked_step(world, turn(), canned())
         (first,) = world.sent("reply")
         restarted = World()  # a new process: the state restored from the changelog, as plain data
-        restarted.table.data = {key: routing.to_stored(conv) for key, conv in world.table.data.items()}
+        restarted.table.data = dict(world.table.data)  # what the changelog holds: plain data
         rescanning = asyncio.create_task(restarted.delivery.rescan())
         await asyncio.sleep(0.01)
         await _acknowledge(restarted.table.pending)
@@ -183,7 +183,7 @@ def test_after_a_restart_a_restored_unsent_reply_goes_out_before_a_later_turns_r
         await _acknowledge(world.table.pending)
         await stepping  # m1's reply handed to the producer, never acked: the process dies here
         restarted = World()
-        restarted.table.data = {key: routing.to_stored(conv) for key, conv in world.table.data.items()}
+        restarted.table.data = dict(world.table.data)  # what the changelog holds: plain data
         stepping = asyncio.create_task(restarted.route(canned_for("m2")))  # its first step, before any rescan
         await asyncio.sleep(0.01)
         await _acknowledge(restarted.table.pending)
@@ -198,7 +198,9 @@ def test_after_a_rebalance_the_conversations_of_partitions_moved_away_leave_memo
     timer would answer them a second time, differently (the rebalance test caught it)."""
     world = World()
     world.delivery.inputs = "t.turns"
-    world.table.data = {b"c1": routing.Conversation(partition=1), b"c2": routing.Conversation(partition=2)}
+    world.table.data = {b"c1": routing.to_stored(routing.Conversation(partition=1)), b"c2": {"partition": 2}}
+    assert world.delivery.stored("c1") is not None and world.delivery.stored("c2") is not None  # now in memory
     assigned = [TP("t.turns", 2), TP("t.x", 1)]
     world.delivery.on_assigned(None, assigned)
-    assert list(world.table.data) == [b"c2"] and world.log == []  # nothing written: the changelog still holds c1
+    assert list(world.delivery.memory) == [b"c2"] and list(world.table.data) == [b"c2"]
+    assert world.log == []  # nothing written: the changelog still holds c1

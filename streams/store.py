@@ -1,0 +1,64 @@
+"""A table's local store on disk: faust's RocksDB store (through ``rocksdict``), written by partition.
+
+faust's memory store forgets everything when the worker stops, so a restart reads a table's whole
+changelog back (every conversation ever kept). The RocksDB store keeps the table on disk, one database
+per partition, with the changelog offset it holds: a restarted worker reads only the changelog records
+written since. faust's store takes the partition of a read or a write from the current event; banter writes a
+table once per micro-batch and from timers, outside any event, so every write here names its partition
+(``put``), and a plain ``store[key] = value`` is refused rather than written to a guessed partition.
+
+A table on this store is declared with ``store=url(settings.table_store, name)`` and written with ``put``
+(then its changelog, which the caller sends); with BANTER_TABLE_STORE=memory both fall back to faust's
+memory store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust import stores
+from faust.stores import rocksdb
+from faust.types import TableT
+
+SCHEME = "partitioned-rocksdb"
+
+
+class PartitionedStore(rocksdb.Store):
+    """faust's RocksDB store whose writes name their partition."""
+
+    def put(self, key: Any, value: Any, partition: int) -> None:
+        """``self[key] = value`` in ``partition``'s database (the changelog write is the table's)."""
+        raw = self._encode_key(key)
+        self._db_for_partition(partition).put(raw, self._encode_value(value))
+        self._key_index[raw] = partition
+
+    def _get(self, key: bytes) -> bytes | None:
+        """Looked up by key in every partition's database (through the key index and the bloom filters):
+        in a micro-batch, faust's current event may be another partition's record."""
+        found = self._get_bucket_for_key(key)
+        return None if found is None else found[1]
+
+    def _contains(self, key: bytes) -> bool:
+        return self._get(key) is not None
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        raise TypeError(f"write {self.table_name} with streams.tables.write, which names the partition")
+
+
+def register() -> str:
+    """Let faust find the store by its URL scheme; returns the scheme."""
+    stores.STORES.aliases.setdefault(SCHEME, f"{__name__}:PartitionedStore")
+    return SCHEME
+
+
+def url(kind: str, table: str) -> str | None:
+    """The store URL of a table for BANTER_TABLE_STORE ``kind``: None = the app's (memory) store."""
+    return f"{register()}:{table}" if kind == "rocksdb" else None
+
+
+def put(table: TableT, key: Any, value: Any, partition: int) -> None:
+    """``table[key] = value`` in the local store, on ``partition``; the changelog write is the caller's."""
+    if isinstance(table.data, PartitionedStore):
+        table.data.put(key, value, partition)
+    else:
+        table.data[key] = value
