@@ -37,7 +37,7 @@ async def track_context(records: list[Record]) -> None:
 @timer("context", interval=EXPIRE_EVERY_S)
 async def forget_idle_conversations() -> None:
     """Conversations idle for longer than ``BANTER_STATE_IDLE_S``: out of memory and the changelog."""
-    tables.expire(tables.conversations, lambda state, now: context.idle(state, now, settings.state_idle_s))
+    await tables.expire(tables.conversations, lambda state, now: context.idle(state, now, settings.state_idle_s))
 
 
 def _state(key: bytes, touched: Touched) -> context.State | None:

@@ -195,7 +195,7 @@ class Delivery:
                 conv = self._load(key)
                 if conv is not None and conv.partition is not None and routing.idle(conv, now, self.config.idle_s):
                     del self.memory[key]
-                    self.table.data.pop(key, None)
+                    store.delete(self.table, key)
                     self.table.send_changelog(conv.partition, key, None)
 
     async def _commit(self, step: Step) -> None:

@@ -32,6 +32,10 @@ class PartitionedStore(rocksdb.Store):
         self._db_for_partition(partition).put(raw, self._encode_value(value))
         self._key_index[raw] = partition
 
+    def delete(self, key: Any) -> None:
+        """``del self[key]`` without reading it first (and without an error when it is not there)."""
+        self._del(self._encode_key(key))
+
     def _get(self, key: bytes) -> bytes | None:
         """Looked up by key in every partition's database (through the key index and the bloom filters):
         in a micro-batch, faust's current event may be another partition's record."""
@@ -62,3 +66,11 @@ def put(table: TableT, key: Any, value: Any, partition: int) -> None:
         table.data.put(key, value, partition)
     else:
         table.data[key] = value
+
+
+def delete(table: TableT, key: Any) -> None:
+    """``table`` forgets ``key`` in the local store, if it holds it; the tombstone is the caller's."""
+    if isinstance(table.data, PartitionedStore):
+        table.data.delete(key)
+    else:
+        table.data.pop(key, None)

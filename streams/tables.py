@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -53,18 +54,38 @@ def write(table: TableT, key: bytes, value: Any, partition: int) -> None:
     table.send_changelog(partition, key, value)
 
 
-def expire(table: TableT, idle: Callable[[Any, float], bool]) -> int:
-    """Forget every entry ``idle(value, now)`` calls idle: out of memory, and a tombstone in the changelog
-    (on the partition the value names), so that a restarting worker does not read it back."""
-    now, gone = time.time(), 0
-    for key, value in list(table.data.items()):
-        if value is not None and value.get("partition") is not None and idle(value, now):
-            del table.data[key]
+async def expire(table: TableT, idle: Callable[[Any, float], bool], chunk: int = 500) -> int:
+    """Forget every entry ``idle(value, now)`` calls idle: out of the local store, and a tombstone in the
+    changelog (on the partition the value names), so that a restarting worker does not read it back.
+
+    The table is read ``chunk`` entries at a time, giving the event loop its turn in between (a hundred
+    thousand conversations take about a second to read), and only the idle keys are kept meanwhile.
+    """
+    now, idle_keys, seen = time.time(), [], 0
+    on_disk = isinstance(table.data, store.PartitionedStore)  # read through a RocksDB iterator's snapshot
+    try:
+        for key, value in table.data.items() if on_disk else list(table.data.items()):
+            if _idle(value, now, idle):
+                idle_keys.append(key)
+            seen += 1
+            if seen % chunk == 0:
+                await asyncio.sleep(0)
+    except RuntimeError:  # a rebalance changed the partitions held while they were read: next round
+        log.info("idle state check cut short by a rebalance", extra={"table": table.name})
+    gone = 0
+    for key in idle_keys:  # read again: a message may have come since (no await from here on)
+        value = table.data.get(key)
+        if value is not None and _idle(value, now, idle):
+            store.delete(table, key)
             table.send_changelog(int(value["partition"]), key, None)
             gone += 1
     if gone:
-        log.info("idle state forgotten", extra={"table": table.name, "entries": gone, "left": len(table.data)})
+        log.info("idle state forgotten", extra={"table": table.name, "entries": gone, "left": seen - gone})
     return gone
+
+
+def _idle(value: Any, now: float, idle: Callable[[Any, float], bool]) -> bool:
+    return value is not None and value.get("partition") is not None and idle(value, now)
 
 
 # "partition|m|minute start" or "partition|h|hour start" -> a models.analytics window record of that
