@@ -31,9 +31,9 @@ demo: setup  ## the newcomer's command: Kafka, models, a worker and a scripted c
 	$(BIN)/banter demo
 
 test: models prometheus browser  ## unit, then integration tests against a real Kafka broker it starts itself
-	$(BIN)/pytest tests -m "not faults"
+	$(BIN)/pytest tests
 
-test-faults: models  ## broker faults: a 3-broker cluster loses a broker, a single broker restarts (figures printed)
+test-faults: models  ## the broker-fault tests alone (a 3-broker cluster loses a broker, a single broker restarts), figures printed
 	$(BIN)/pytest tests/integration -m faults -s
 
 test-crash: models  ## the kill -9 test alone, with its figures printed

@@ -3,6 +3,8 @@
 Every client of banter's (the faust app, the platform client, the gateway, the
 gap reader, the analytics reader, the benchmarks) takes its connection from
 here, so security (TLS, SASL/PLAIN or SCRAM) is set in one place, by settings.
+Importing it also installs ``streams.tracked_topics`` (an aiokafka workaround:
+a record sent is never left without its topic's metadata).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.protocol.metadata import MetadataRequest
 
+from streams import tracked_topics
 from streams.settings import Settings
+
+tracked_topics.install()  # before any client of this process sends (see streams.tracked_topics)
 
 TOPICS = ("messages", "turns", "outputs", "replies", "events", "deadletter")
 """banter's topics (DESIGN.md's table), each ``<BANTER_TOPIC_PREFIX>.<name>``."""
