@@ -49,7 +49,7 @@ from mode import Service
 
 from streams import store
 from streams.inputs import Handler, Record
-from streams.kafka import CHANGELOG_CONFIGS, kafka_options
+from streams.kafka import kafka_options
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -93,14 +93,7 @@ class Gaps:
         self.app, self.settings, self.metrics = app, settings, metrics
         # "agent|topic|partition" -> the last input offset handed to that agent; the value is written
         # to the changelog partition of the input partition, so it moves with it
-        self.progress: TableT = app.Table(
-            "progress",
-            default=None,
-            partitions=settings.partitions,
-            key_type=bytes,
-            store=store.url(settings.table_store, "progress"),
-            extra_topic_configs=CHANGELOG_CONFIGS,
-        )
+        self.progress: TableT = store.table(app, settings, "progress")
         self.agents: list[AgentInputs] = []
         self.committed = CommittedOffsets(settings, on_stop=self.save_marks)
         app.service(self.committed)  # type: ignore[arg-type]  # faust accepts instances too

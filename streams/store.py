@@ -7,18 +7,21 @@ written since. faust's store takes the partition of a read or a write from the c
 table once per micro-batch and from timers, outside any event, so every write here names its partition
 (``put``), and a plain ``store[key] = value`` is refused rather than written to a guessed partition.
 
-A table on this store is declared with ``store=url(settings.table_store, name)`` and written with ``put``
-(then its changelog, which the caller sends); with BANTER_TABLE_STORE=memory both fall back to faust's
-memory store.
+A table on this store is declared with ``table(app, settings, name)`` and written with ``put`` (then its
+changelog, which the caller sends); with BANTER_TABLE_STORE=memory both fall back to faust's memory store.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import faust
 from faust import stores
 from faust.stores import rocksdb
 from faust.types import TableT
+
+from streams.kafka import CHANGELOG_CONFIGS
+from streams.settings import Settings
 
 SCHEME = "partitioned-rocksdb"
 
@@ -53,6 +56,19 @@ def register() -> str:
     """Let faust find the store by its URL scheme; returns the scheme."""
     stores.STORES.aliases.setdefault(SCHEME, f"{__name__}:PartitionedStore")
     return SCHEME
+
+
+def table(app: faust.App, settings: Settings, name: str) -> TableT:
+    """The changelog-backed table ``name``, keyed by bytes on banter's partitions, in the configured store,
+    its changelog compacted (streams.kafka.CHANGELOG_CONFIGS)."""
+    return app.Table(
+        name,
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,
+        store=url(settings.table_store, name),
+        extra_topic_configs=CHANGELOG_CONFIGS,
+    )
 
 
 def url(kind: str, table: str) -> str | None:

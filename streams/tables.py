@@ -12,7 +12,6 @@ from faust.types import TableT
 
 from streams import store
 from streams.app import app, settings
-from streams.kafka import CHANGELOG_CONFIGS
 
 log = logging.getLogger(__name__)
 
@@ -22,25 +21,11 @@ log = logging.getLogger(__name__)
 # conversation_id -> models.context state: turn count, start time, history window, recent turns.
 # The large table (every conversation of the last BANTER_STATE_IDLE_S): on disk by default (streams.store),
 # so that a restarted worker reads only what its changelog gained since.
-conversations: TableT = app.Table(
-    "conversations",
-    default=None,
-    partitions=settings.partitions,
-    key_type=bytes,
-    store=store.url(settings.table_store, "conversations"),
-    extra_topic_configs=CHANGELOG_CONFIGS,
-)
+conversations: TableT = store.table(app, settings, "conversations")
 
 # conversation_id -> a streams.routing.Conversation as plain data, written by streams.delivery (which keeps
 # the objects of the conversations it serves in memory); on disk like the conversations
-routing: TableT = app.Table(
-    "routing",
-    default=None,
-    partitions=settings.partitions,
-    key_type=bytes,
-    store=store.url(settings.table_store, "routing"),
-    extra_topic_configs=CHANGELOG_CONFIGS,
-)
+routing: TableT = store.table(app, settings, "routing")
 
 
 def write(table: TableT, key: bytes, value: Any, partition: int) -> None:
