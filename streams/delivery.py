@@ -30,7 +30,6 @@ from schemas import encode
 from streams import routing, store
 from streams.metrics import Metrics
 from streams.routing import Conversation, Outbox, RouterConfig
-from streams.store import PartitionedStore
 
 
 class Step:
@@ -178,14 +177,12 @@ class Delivery:
         self._complete = False  # the recovery of new partitions brings conversations into the table
 
     def keep_partitions(self, partitions: set[int]) -> None:
-        """Drop, from memory only, the conversations of every other partition: this worker no longer holds
-        them, and their new owner restores them from the changelog and answers them (faust's memory store
-        forgets only the keys it read from the changelog, never those written here)."""
+        """Drop, locally only, the conversations of every other partition: this worker no longer holds
+        them, and their new owner restores them from the changelog and answers them."""
         for key, conv in list(self.memory.items()):
             if conv.partition is not None and conv.partition not in partitions:
                 del self.memory[key]
-                if not isinstance(self.table.data, PartitionedStore):
-                    self.table.data.pop(key, None)
+                store.release(self.table, key)
 
     async def _forget(self, keys: list[bytes]) -> None:
         """Conversations idle with nothing pending: out of memory, and a tombstone in the changelog."""

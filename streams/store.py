@@ -90,3 +90,11 @@ def delete(table: TableT, key: Any) -> None:
         table.data.delete(key)
     else:
         table.data.pop(key, None)
+
+
+def release(table: TableT, key: Any) -> None:
+    """Forget ``key`` of a partition this worker no longer holds. faust's RocksDB store closed that
+    partition's database at the rebalance; its memory store forgets only what it read from the changelog,
+    so a key written here is dropped by hand."""
+    if not isinstance(table.data, PartitionedStore):
+        table.data.pop(key, None)

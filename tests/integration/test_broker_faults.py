@@ -94,15 +94,7 @@ def models_ready() -> None:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """Three brokers on FIRST_PORT.., started by banter's own code, stopped and removed at the end."""
     cluster = LocalCluster(Settings.from_env(_env()), FIRST_PORT, progress=lambda line: print(f"[kafka] {line}"))
-    try:
-        try:
-            cluster.up()
-        except BrokerError as exc:
-            pytest.fail(f"the 3-broker cluster did not start: {exc}")
-        yield cluster
-    finally:
-        cluster.down()
-        _keep_logs(cluster.nodes, tmp_path_factory.getbasetemp())
+    yield from _running(cluster, cluster.nodes, "the 3-broker cluster", tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
@@ -111,15 +103,20 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     kafka = LocalKafka(
         Settings.from_env(_env(BANTER_LOCAL_KAFKA_PORT=str(SINGLE_PORT))), lambda line: print(f"[kafka] {line}")
     )
+    yield from _running(kafka, [kafka], "the single broker", tmp_path_factory.getbasetemp())
+
+
+def _running(brokers: Any, nodes: list[LocalKafka], what: str, logs: Path) -> Iterator[Any]:
+    """``brokers`` up for a fixture (the test fails if they cannot start), then down, their logs kept."""
     try:
         try:
-            kafka.up()
+            brokers.up()
         except BrokerError as exc:
-            pytest.fail(f"the single broker did not start: {exc}")
-        yield kafka
+            pytest.fail(f"{what} did not start: {exc}")
+        yield brokers
     finally:
-        kafka.down()
-        _keep_logs([kafka], tmp_path_factory.getbasetemp())
+        brokers.down()
+        _keep_logs(nodes, logs)
 
 
 def _keep_logs(nodes: list[LocalKafka], into: Path) -> None:
