@@ -11,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from models import artifacts, backchannel, generator, intent, responder, selector, understand
 from models.config import ModelConfig
 from models.encoder import OnnxEncoder
@@ -83,4 +85,10 @@ def load(name: str, config: ModelConfig) -> Any:
     }
     if name not in loaders:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(loaders)}")
+    limit_blas_threads(config.blas_threads)
     return loaders[name](config)
+
+
+def limit_blas_threads(threads: int) -> None:
+    """Cap numpy's BLAS pool for this whole process (threadpoolctl works after numpy is imported)."""
+    threadpool_limits(limits=max(1, threads), user_api="blas")

@@ -32,6 +32,7 @@ def model_config(settings: Settings) -> ModelConfig:
         encoder=settings.encoder or None,
         precision="int8" if settings.precision == "int8" else "fp32",
         ort_threads=settings.ort_threads,
+        blas_threads=settings.blas_threads,
         generator=settings.generator or None,
         generator_max_new_tokens=settings.generator_max_new_tokens,
         generator_max_time_s=settings.generator_max_time_s,
