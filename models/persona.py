@@ -47,6 +47,11 @@ def replies_for(intent: str) -> tuple[str, ...]:
     return _replies()[intent]
 
 
+def every_canned_reply() -> list[str]:
+    """The canned replies of every intent (the bot's lines a conversation's context often holds)."""
+    return [text for intent in sorted(CANNED_INTENTS) for text in replies_for(intent)]
+
+
 def canned_reply(intent: str, seed: int) -> str:
     """One canned reply for ``intent``, chosen deterministically from ``seed``."""
     options = replies_for(intent)

@@ -23,7 +23,8 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -207,7 +208,7 @@ def _rows(
     candidates: Sequence[Proposal],
     kinds: Sequence[str],
     message_vectors: np.ndarray | None,
-    vectors: dict[str, np.ndarray],
+    vectors: MutableMapping[str, np.ndarray],
 ) -> np.ndarray:
     """``feature_rows``, adding the embeddings it computed to ``vectors``."""
     contexts = [context_turns(d) for d in dialogues]
@@ -239,8 +240,9 @@ def _rows(
 
 
 REMEMBERED = 8192
-"""Embeddings the selector keeps: fixed reply texts (the persona bank, backchannel lines) and the
-latest users' messages."""
+"""Embeddings of recent texts the selector keeps (the users' messages and the bot's replies: the
+context of their conversations' next turns), besides the fixed reply texts given to ``warm``,
+which it keeps for good."""
 
 
 class Selector:
@@ -250,7 +252,8 @@ class Selector:
         self.encoder = encoder
         self.weights = weights or load_weights()
         self.version = self.weights.version
-        self._remembered: dict[str, np.ndarray] = {}
+        self._fixed: dict[str, np.ndarray] = {}
+        self._recent: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def encoder_key(self) -> str:
@@ -258,36 +261,33 @@ class Selector:
         return f"{type(self.encoder).__name__}:{getattr(self.encoder, 'precision', '')}"
 
     def warm(self, texts: Sequence[str], batch: int = 64, cache: Path | None = None) -> None:
-        """Embed fixed reply texts ahead of traffic (at load), so that no message waits for them.
+        """Embed fixed reply texts ahead of traffic (at load) and keep them for good, so that no message
+        waits for them: the persona bank, the backchannel's and the canned replies, the fallback lines.
 
         With ``cache`` (a file named for the encoder and the texts), the embeddings are read from it when
         it exists and written to it otherwise: a restarted worker does not embed the whole bank again.
         """
-        wanted = [t for t in dict.fromkeys(texts) if t and t not in self._remembered][: REMEMBERED // 2]
+        wanted = [t for t in dict.fromkeys(texts) if t and t not in self._fixed]
         vectors = _read_cache(cache, len(wanted))
         if vectors is None:
             parts = [self.encoder.encode(wanted[i : i + batch]) for i in range(0, len(wanted), batch)]
             vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
             _write_cache(cache, vectors)
         with self._lock:
-            self._remembered.update(zip(wanted, vectors, strict=True))
+            self._fixed.update(zip(wanted, vectors, strict=True))
 
     def _remember(
-        self,
-        candidates: Sequence[Proposal],
-        kinds: Sequence[str],
-        vectors: dict[str, np.ndarray],
-        dialogues: Sequence[Dialogue],
+        self, embedded: Mapping[str, np.ndarray], candidates: Sequence[Proposal], kinds: Sequence[str]
     ) -> None:
-        """Keep the embeddings of fixed reply texts and of the users' messages (the context of the
-        next turns); generated replies rarely come again."""
-        fixed = [c.text for c, kind in zip(candidates, kinds, strict=True) if kind != "generator" and c.text]
+        """Keep what this call embedded, but generated replies, which rarely come again."""
+        generated = {c.text for c, kind in zip(candidates, kinds, strict=True) if kind == "generator"}
         with self._lock:
-            for text in [*fixed, *(d.text for d in dialogues)]:
-                if text in vectors and text not in self._remembered:
-                    self._remembered[text] = vectors[text]
-            while len(self._remembered) > REMEMBERED:
-                del self._remembered[next(iter(self._remembered))]
+            for text, vector in embedded.items():
+                if text not in generated and text not in self._fixed:
+                    self._recent.pop(text, None)  # newest last: the oldest is forgotten first
+                    self._recent[text] = vector
+            while len(self._recent) > REMEMBERED:
+                del self._recent[next(iter(self._recent))]
 
     def assess(
         self,
@@ -300,17 +300,24 @@ class Selector:
         if not candidates:
             return []
         kinds = [kinds] * len(candidates) if isinstance(kinds, str) else list(kinds)
-        with self._lock:
-            vectors = dict(self._remembered)
+        embedded: dict[str, np.ndarray] = {}
         if message_vectors is not None:  # a message is context for its conversation's next turn
-            vectors.update((d.text, v) for d, v in zip(dialogues, message_vectors, strict=True))
-        rows = _rows(self.encoder, dialogues, candidates, kinds, message_vectors, vectors)
-        self._remember(candidates, kinds, vectors, dialogues)
+            embedded.update((d.text, v) for d, v in zip(dialogues, message_vectors, strict=True))
+        with self._lock:  # looked up in place: the fixed texts are thousands, a call needs a few
+            found = ((t, self._fixed.get(t, self._recent.get(t))) for t in _texts(dialogues, candidates))
+            known = {t: v for t, v in found if v is not None}
+        rows = _rows(self.encoder, dialogues, candidates, kinds, message_vectors, ChainMap(embedded, known))
+        self._remember(embedded, candidates, kinds)
         quality = self.weights.quality(rows)
         return [
             replace(c, quality=0.0 if ruled_out(c.text, d) else round(float(q), 4))
             for c, d, q in zip(candidates, dialogues, quality, strict=True)
         ]
+
+
+def _texts(dialogues: Sequence[Dialogue], candidates: Sequence[Proposal]) -> set[str]:
+    """Every text ``_rows`` may need an embedding of."""
+    return {c.text or " " for c in candidates} | {t for d in dialogues for t in [*context_turns(d), d.text]}
 
 
 def ruled_out(text: str, dialogue: Dialogue) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from models import persona, policy
 from models.backchannel import Backchannel
 from models.hashing import digest_value
 from models.intent import IntentModel
@@ -60,8 +61,9 @@ class Understander:
         reply_version = digest_value(parts) if scorer or backchannel else responder.version
         self.versions = {"intent": intent.version, "responder": reply_version}
         self.version = digest_value([intent.version, reply_version])
-        if scorer is not None:  # the bank's and the backchannel's replies, embedded once before any message
-            fixed = sorted([*responder.texts, *(backchannel.texts if backchannel else ())])
+        if scorer is not None:  # every fixed line the bot says, embedded once before any message
+            lines = [*persona.every_canned_reply(), *policy.FALLBACK_LINES]
+            fixed = sorted({*responder.texts, *(backchannel.texts if backchannel else ()), *lines})
             key = digest_value([responder.version, scorer.encoder_key(), fixed])
             scorer.warm(fixed, cache=responder.out_dir / f"warm-{key[:16]}.npy")
 

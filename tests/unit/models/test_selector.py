@@ -155,3 +155,34 @@ def test_warm_texts_are_never_embedded_for_a_message() -> None:
     assert calls == [["Biscuit! Does he bite?", "Oh really? Tell me more!"]]
     scorer.assess([ASKED], [Proposal("Oh really? Tell me more!", 0.0)], "backchannel")
     assert "Oh really? Tell me more!" not in calls[1]
+
+
+def test_the_conversations_context_is_embedded_once() -> None:
+    """The bot's last reply and the user's previous message are the context of every candidate of the
+    next turn: embedded once, then remembered (they were embedded on every turn before)."""
+    encoder = Counting()
+    calls = encoder.calls
+    scorer = Selector(encoder, Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
+    reply = [Proposal("Oh really? Tell me more!", 0.0)]
+    scorer.assess([ASKED], reply, "backchannel")
+    calls.clear()
+    scorer.assess([ASKED], reply, "backchannel")
+    scorer.assess([ASKED, ASKED], reply * 2, "backchannel")
+    assert calls == []
+
+
+def test_warm_texts_outlive_the_recent_ones(monkeypatch) -> None:
+    monkeypatch.setattr(selector, "REMEMBERED", 4)
+    encoder = Counting()
+    calls = encoder.calls
+    scorer = Selector(encoder, Weights(tuple(1.0 for _ in FEATURES), 0.0, 0.9))
+    scorer.warm(["Oh really? Tell me more!"])
+    for k in range(10):  # many other conversations pass
+        scorer.assess([Dialogue((Utterance("user", f"message {k}"),))], [Proposal(f"reply {k}", 0.0)], "retrieval")
+    calls.clear()
+    scorer.assess(
+        [Dialogue((Utterance("user", "message 9"),))], [Proposal("Oh really? Tell me more!", 0.0)], "backchannel"
+    )
+    assert calls == []  # the fixed line and the newest message are still known
+    scorer.assess([Dialogue((Utterance("user", "message 0"),))], [Proposal("reply 0", 0.0)], "retrieval")
+    assert calls == [["reply 0", "message 0"]]  # the oldest recent texts were forgotten
