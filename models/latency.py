@@ -12,6 +12,9 @@ import numpy as np
 PROBE_AFTER_S = 5.0
 """A latency estimate without a sample this long is stale: the model is tried again (a probe)
 rather than trusted to be as slow as it last was."""
+PROBE_MAX_S = 40.0
+"""While probes keep finding the model too slow, each waits twice as long as the last, up to this: a
+probe of the generator takes a core for most of a second, which an overloaded worker needs more."""
 
 
 @dataclass

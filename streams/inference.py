@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from models.latency import PROBE_AFTER_S, Degrader, LatencyTracker, plan_batch
+from models.latency import PROBE_AFTER_S, PROBE_MAX_S, Degrader, LatencyTracker, plan_batch
 from models.policy import seed_of
 from models.types import Dialogue, Utterance
 from schemas import ModelOutput, Turn, encode
@@ -55,6 +55,7 @@ class Stage:
     tracker: LatencyTracker = field(default_factory=LatencyTracker)
     degrader: Degrader | None = None
     max_new_tokens: int = 32  # the generator's cap; halved at degradation level 1
+    probe_after_s: float = PROBE_AFTER_S  # doubles while probes find the model still too slow
 
 
 Send = Callable[[bytes, bytes], Awaitable[Any]]
@@ -111,8 +112,11 @@ def plan(stage: Stage, turns: list[Turn], now: float, metrics: Metrics) -> tuple
         metrics.degradation.set(stage.degrader.level)
         if stage.degrader.level >= stage.degrader.max_level:
             keep, reason = [False] * len(turns), "degraded"
-    if turns and not any(keep) and stage.tracker.stale(PROBE_AFTER_S):
+    if turns and not any(keep) and stage.tracker.stale(stage.probe_after_s):
         keep[0] = True  # a probe, so that a stale estimate can recover; its output is shadow data
+        stage.probe_after_s = min(PROBE_MAX_S, stage.probe_after_s * 2)
+    elif any(keep):  # the model serves again: probe soon whenever it is skipped next
+        stage.probe_after_s = PROBE_AFTER_S
     return keep, reason
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from models.latency import PROBE_AFTER_S, Degrader, LatencyTracker
+from models.latency import PROBE_AFTER_S, PROBE_MAX_S, Degrader, LatencyTracker
 from schemas import DeadLetter, ModelOutput, Turn, decode, encode
 from streams.gaps import Replayed, ReplayedMessage
 from streams.inference import Serving, Stage, dialogue_of, plan, serve
@@ -67,6 +67,22 @@ def test_a_stale_estimate_gets_one_probe_so_that_it_can_recover() -> None:
     slow.tracker.observe(10.0, now=time.monotonic() - PROBE_AFTER_S - 1)  # the last sample is old
     keep, _ = plan(slow, [turn("a"), turn("b")], time.time(), Metrics(CollectorRegistry()))
     assert keep == [True, False]
+
+
+def test_probes_back_off_while_the_model_stays_too_slow_and_come_often_again_once_it_serves() -> None:
+    slow, metrics = stage(per_item_s=10.0), Metrics(CollectorRegistry())
+    waits = []
+    for _ in range(6):  # each probe finds it as slow as before
+        waits.append(slow.probe_after_s)
+        slow.tracker.observe(10.0, now=time.monotonic() - slow.probe_after_s - 0.5)
+        assert plan(slow, [turn("a"), turn("b")], time.time(), metrics)[0] == [True, False]
+        slow.tracker.observe(10.0)  # the probe's own sample: still too slow
+        assert plan(slow, [turn("c")], time.time(), metrics)[0] == [False]  # no probe until the next wait is over
+    assert waits == [PROBE_AFTER_S, 2 * PROBE_AFTER_S, 4 * PROBE_AFTER_S, PROBE_MAX_S, PROBE_MAX_S, PROBE_MAX_S]
+    for _ in range(200):  # the load went: the model is fast again
+        slow.tracker.observe(0.001)
+    assert plan(slow, [turn("d")], time.time(), metrics)[0] == [True]
+    assert slow.probe_after_s == PROBE_AFTER_S
 
 
 class FakeModels:
