@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +52,13 @@ class ModelService(Service):
         self.names = tuple(names)
         self.models: dict[str, Model[Any, Any]] = {}
         self._loaded = {name: asyncio.Event() for name in names}
-        self._executors = {name: ThreadPoolExecutor(1, thread_name_prefix=name) for name in names}
+        nice = {"generator": settings.generator_nice}
+        self._executors = {
+            name: ThreadPoolExecutor(
+                1, thread_name_prefix=name, initializer=lower_priority, initargs=(nice.get(name, 0),)
+            )
+            for name in names
+        }
 
     async def on_start(self) -> None:
         """Start loading every model, each on its own thread, and return at once: a fast model serves while a
@@ -90,6 +98,17 @@ class ModelService(Service):
     async def run(self, name: str, call: Callable[[], R]) -> R:
         """Run ``call`` (an inference) on the model's own executor thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executors[name], call)
+
+
+def lower_priority(nice: int) -> None:
+    """Make the calling thread ``nice`` (Linux: per thread). A model's executor thread runs this before it
+    loads the model, so the threads its runtime starts then (CTranslate2's) inherit it: on a busy machine
+    the generator gets the CPU the event loop and the understand step leave, instead of slowing them."""
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, nice))
+        except OSError as exc:
+            log.warning("could not lower the thread's priority", extra={"nice": nice, "error": str(exc)})
 
 
 def worker_models(settings: Settings) -> list[str]:

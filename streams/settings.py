@@ -134,6 +134,11 @@ class Settings:
     generator_threads: int = _setting(
         1, "BANTER_GENERATOR_THREADS", "CTranslate2 threads for the generator (the rest serve the encoder and the loop)"
     )
+    generator_nice: int = _setting(
+        10,
+        "BANTER_GENERATOR_NICE",
+        "OS niceness of the generator's threads (0-19): the event loop and the understand step come first",
+    )
     gateway_host: str = _setting("127.0.0.1", "BANTER_GATEWAY_HOST", "HTTP gateway host (`banter gateway`)")
     gateway_port: int = _setting(8066, "BANTER_GATEWAY_PORT", "HTTP gateway port")
     gateway_tokens: Secret = _setting(
