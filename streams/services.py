@@ -104,7 +104,7 @@ def lower_priority(nice: int) -> None:
     """Make the calling thread ``nice`` (Linux: per thread). A model's executor thread runs this before it
     loads the model, so the threads its runtime starts then (CTranslate2's) inherit it: on a busy machine
     the generator gets the CPU the event loop and the understand step leave, instead of slowing them."""
-    if nice > 0 and hasattr(os, "setpriority"):
+    if nice > 0:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, nice))
         except OSError as exc:

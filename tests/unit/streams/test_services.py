@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.metrics import Metrics
@@ -26,7 +25,6 @@ def _nice_of_a_thread_after(call) -> int:
     return seen[0]
 
 
-@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priority is a Linux feature")
 def test_lower_priority_changes_the_calling_thread_only() -> None:
     before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert _nice_of_a_thread_after(lambda: lower_priority(7)) == max(before, 7)
@@ -34,7 +32,6 @@ def test_lower_priority_changes_the_calling_thread_only() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
 
 
-@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priority is a Linux feature")
 def test_the_generators_executor_is_nice_and_the_understand_steps_is_not() -> None:
     settings = Settings.from_env({"BANTER_GENERATOR_NICE": "12"})
     service = ModelService(settings, Metrics(CollectorRegistry()), ["understand", "generator"])
