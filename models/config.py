@@ -30,15 +30,15 @@ class ModelConfig:
     default, one per core, keeps a helper thread spinning after every product: on 2 cores that
     measured half a core taken from the event loop at 50 msg/s."""
     generator: str | None = None
-    """Hugging Face causal-LM id or local path; None = banter's trained default."""
+    """Hugging Face causal-LM id or local path; None = the packaged SmolLM2-135M-Instruct."""
     generator_max_new_tokens: int = 32
     """Cap on tokens the generator samples per reply."""
     generator_max_time_s: float = 0.6
     """Cap on wall time the generator spends per batch."""
-    generator_temperature: float = 0.8
-    """Sampling temperature of the generator."""
-    generator_top_k: int = 40
-    """Top-k cut of the generator's sampling."""
+    generator_adapter: str | None = None
+    """A LoRA adapter (peft folder) merged into the generator at build: None = banter's own
+    fine-tune (``models/data/generator_adapter``) for the default model and none for any other;
+    "none" = no adapter; else the adapter's folder."""
     oos_threshold: float | None = None
     """Out-of-scope confidence threshold; None = the one chosen at build time."""
     generator_threads: int = 1
@@ -47,5 +47,4 @@ class ModelConfig:
     generator_history_turns: int = 6
     """How many of the latest turns the generator's prompt is built from."""
     generator_train_threads: int = 2
-    """Most torch threads for training the default generator; the faster of this and one
-    thread is picked by timing the first steps."""
+    """torch threads for fine-tuning the generator (``banter models finetune-generator``)."""

@@ -5,8 +5,10 @@ The default is SmolLM2-135M-Instruct (Apache-2.0, by Hugging Face), which ships 
 found through ``importlib.util.find_spec`` without importing it). Any Hugging Face
 causal LM id or local folder named by ``ModelConfig.generator`` replaces it.
 
-Its artifacts (a version is a hash of the source files and the recipe) are built by
-``models.build.generator_conversion``: the source as a plain Hugging Face folder,
+Its artifacts (a version is a hash of the source files, the adapter and the recipe) are
+built by ``models.build.generator_conversion``: the source as a plain Hugging Face folder,
+with banter's LoRA fine-tune on its persona dialogues merged in (``ADAPTER_DIR``, trained by
+``models.build.generator_finetune``; ``BANTER_GENERATOR_ADAPTER`` names another or none),
 converted to CTranslate2 int8, the runtime that was fastest here
 (``benchmarks/results/generator-runtimes-*.md``).
 
@@ -48,10 +50,15 @@ RECIPE = "hf-ct2-int8-v1"
 """Bump when the build turns a source into artifacts differently."""
 META_FILE = "generator.json"
 HF_DIR = "hf"
+ADAPTER_DIR = Path(__file__).parent / "data" / "generator_adapter"
+"""banter's LoRA fine-tune of the default model on its persona dialogues
+(``banter models finetune-generator``), merged in at build."""
 CT2_DIR = "ct2"
 COMPUTE_TYPE = "int8"
 
-REPETITION_PENALTY = 1.2
+REPETITION_PENALTY = 1.1
+"""Above 1.0 a reply drifts off the user's own words (their names and things are in the prompt):
+1.1 read best on held-out turns, side by side with 1.0 and 1.2, for the fine-tuned model."""
 NO_REPEAT_NGRAM = 3
 MAX_SENTENCES = 2
 
@@ -68,8 +75,11 @@ class Source:
     name: str
     path: Path | None
     gguf_file: str | None = None
+    adapter: Path | None = None
+    """A LoRA adapter (peft folder) merged into the model before conversion."""
 
-    def version(self) -> str:
+    def base_version(self) -> str:
+        """The version of the model without its adapter (what an adapter records it was trained on)."""
         if self.path is None:
             return digest_value([self.name, RECIPE])
         if self.gguf_file:
@@ -77,6 +87,12 @@ class Source:
         else:
             files = [p for p in self.path.iterdir() if _is_model_file(p)]
         return digest_value([digest_files(files), RECIPE])
+
+    def version(self) -> str:
+        if self.adapter is None:
+            return self.base_version()
+        adapter_files = sorted(p for p in self.adapter.iterdir() if p.is_file())
+        return digest_value([self.base_version(), digest_files(adapter_files)])
 
 
 def source(config: ModelConfig) -> Source:
@@ -86,14 +102,27 @@ def source(config: ModelConfig) -> Source:
             folder = Path(config.generator).expanduser()
             if not (folder / "config.json").is_file():
                 raise ArtifactsError(f"generator: no Hugging Face model folder at {folder} (BANTER_GENERATOR)")
-            return Source(str(folder), folder)
-        return Source(config.generator, None)
+            return Source(str(folder), folder, adapter=_adapter(config, None))
+        return Source(config.generator, None, adapter=_adapter(config, None))
     spec = importlib.util.find_spec(PACKAGE)
     folders = list(spec.submodule_search_locations or []) if spec else []
     for folder in map(Path, folders):
         if (folder / GGUF_FILE).is_file():
-            return Source("SmolLM2-135M-Instruct", folder, GGUF_FILE)
+            return Source("SmolLM2-135M-Instruct", folder, GGUF_FILE, _adapter(config, ADAPTER_DIR))
     raise ArtifactsError(f"the default generator's weights ({GGUF_FILE}) are not installed: {INSTALL_HINT}")
+
+
+def _adapter(config: ModelConfig, default: Path | None) -> Path | None:
+    """The LoRA adapter to merge: the setting's folder, none, or ``default`` when it is shipped."""
+    setting = config.generator_adapter
+    if setting is not None and setting.strip().lower() == "none":
+        return None
+    if setting is None:
+        return default if default is not None and (default / "adapter_config.json").is_file() else None
+    folder = Path(setting).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        raise ArtifactsError(f"generator: no LoRA adapter (adapter_config.json) at {folder} (BANTER_GENERATOR_ADAPTER)")
+    return folder
 
 
 def version(config: ModelConfig) -> str:

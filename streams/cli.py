@@ -51,12 +51,19 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--conversation", default=None)
     _add(sub, "demo", "set everything up, run a worker and a scripted conversation", _demo)
     models = _add(sub, "models", "build, check and evaluate the models", _models)
-    models.add_argument("action", choices=["build", "check", "eval", "eval-dialogue", "selector-data", "fit-selector"])
+    models.add_argument(
+        "action",
+        choices=["build", "check", "eval", "eval-dialogue", "selector-data", "fit-selector", "finetune-generator"],
+    )
     models.add_argument("--data", help="CLINC150-format JSON for `eval` (default: banter's own held-out split)")
     models.add_argument("--out", default="reports", help="folder for eval-dialogue's report (default: reports/)")
     models.add_argument("--no-generator", action="store_true", help="eval-dialogue without the generator (baseline)")
     models.add_argument("--limit", type=int, default=0, help="eval-dialogue: only the first N conversations")
     models.add_argument("--ratings", help="eval-dialogue: turn ratings (sensible/specific) to report SSA from")
+    models.add_argument(
+        "--adapter-out",
+        help="finetune-generator: folder for the LoRA adapter (default: the shipped models/data/generator_adapter)",
+    )
     models.add_argument("--labels", help="rated candidates for fit-selector (default: the shipped labels)")
     _add(sub, "settings", "print every setting, its variable and value", _settings)
     analytics = _add(sub, "analytics", "windowed analytics over every partition (last hour, last week)", _analytics)

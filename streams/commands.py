@@ -145,6 +145,8 @@ def models(action: str, settings: Settings, args: Any) -> int:
         problems = artifacts.check(config)
         print("\n".join(problems) if problems else "models ready")
         return 1 if problems else 0
+    elif action == "finetune-generator":
+        finetune_generator(config, Path(args.adapter_out) if args.adapter_out else None)
     elif action == "eval":
         data = args.data
         report = intent_eval.run(Path(data), config, progress) if data else intent_eval.run_project(config, progress)
@@ -155,6 +157,36 @@ def models(action: str, settings: Settings, args: Any) -> int:
 
 
 OFFLINE_GENERATOR_TIME_S = 120.0
+
+
+def finetune_generator(config: Any, out: Path | None) -> None:
+    """Train the generator's LoRA adapter on the persona dialogues over the configured base model
+    (without any adapter), into ``out`` or the shipped adapter folder; the next build merges it."""
+    import tempfile
+    from dataclasses import replace
+
+    from models import generator
+    from models.build import generator_conversion, generator_finetune
+
+    src = generator.source(replace(config, generator_adapter="none"))
+    target = out or generator.ADAPTER_DIR
+    with tempfile.TemporaryDirectory(prefix="banter-finetune-") as tmp:
+        progress(f"generator fine-tune: reading {src.name}")
+        model, tokenizer = generator_conversion.hf_model(src)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        del model
+        meta = generator_finetune.train(
+            Path(tmp),
+            generator_finetune.conversations(),
+            target,
+            progress,
+            threads=config.generator_train_threads,
+            base_version=src.base_version(),
+            data_digest=generator_finetune.data_digest(),
+            base_name=src.name,
+        )
+    progress(f"generator fine-tune: adapter in {target} ({json.dumps(meta)}); `banter models build` merges it")
 
 
 def dialogue_command(action: str, config: Any, args: Any) -> int:

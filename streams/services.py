@@ -36,6 +36,7 @@ def model_config(settings: Settings) -> ModelConfig:
         ort_threads=settings.ort_threads,
         blas_threads=settings.blas_threads,
         generator=settings.generator or None,
+        generator_adapter=settings.generator_adapter or None,
         generator_max_new_tokens=settings.generator_max_new_tokens,
         generator_max_time_s=settings.generator_max_time_s,
         generator_threads=settings.generator_threads,

@@ -129,6 +129,12 @@ class Settings:
     ort_threads: int = _setting(1, "BANTER_ORT_THREADS", "onnxruntime intra-op threads")
     blas_threads: int = _setting(1, "BANTER_BLAS_THREADS", "numpy BLAS threads for the selector and responder")
     generator: str = _setting("", "BANTER_GENERATOR", "causal LM HF id or path; empty = SmolLM2-135M-Instruct")
+    generator_adapter: str = _setting(
+        "",
+        "BANTER_GENERATOR_ADAPTER",
+        "LoRA adapter folder merged into the generator at build; "
+        "empty = banter's fine-tune for the default model, 'none' = no adapter",
+    )
     generator_max_new_tokens: int = _setting(32, "BANTER_GENERATOR_MAX_NEW_TOKENS", "cap on generated tokens")
     generator_max_time_s: float = _setting(0.6, "BANTER_GENERATOR_MAX_TIME_S", "cap on one generation's wall time")
     generator_threads: int = _setting(

@@ -3,8 +3,9 @@
 
 ``build`` runs once per version (``models.generator.version``: a hash of the source files
 and the recipe). A GGUF file is de-quantised by transformers, then rebuilt from its config
-without the quantisation entry, since a model loaded from GGUF cannot be saved; the folder
-is then converted to CTranslate2 int8, the runtime that was fastest here
+without the quantisation entry, since a model loaded from GGUF cannot be saved; a LoRA
+adapter (banter's persona fine-tune for the default model) is merged into its weights; the
+folder is then converted to CTranslate2 int8, the runtime that was fastest here
 (``benchmarks/results/generator-runtimes-*.md``) and the one ``models.generator`` serves.
 """
 
@@ -16,9 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models.build import generator_finetune
 from models.build.atomic import build_into
 from models.config import ModelConfig
 from models.generator import COMPUTE_TYPE, CT2_DIR, HF_DIR, META_FILE, NAME, RECIPE, Source, model_dir, source
+from models.store import ArtifactsError
 
 Progress = Callable[[str], None]
 
@@ -41,7 +44,10 @@ def _build(src: Source, folder: Path, progress: Progress) -> None:
 
     hf = folder / HF_DIR
     progress(f"generator: reading {src.name} ({'GGUF, de-quantising' if src.gguf_file else 'Hugging Face'})")
-    model, tokenizer = _hf_model(src)
+    model, tokenizer = hf_model(src)
+    if src.adapter is not None:
+        progress(f"generator: merging the LoRA adapter {src.adapter}")
+        model = generator_finetune.merge(model, _checked_adapter(src))
     model.save_pretrained(hf)
     tokenizer.save_pretrained(hf)
     window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
@@ -51,11 +57,32 @@ def _build(src: Source, folder: Path, progress: Progress) -> None:
     ctranslate2.converters.TransformersConverter(str(hf)).convert(str(folder / CT2_DIR), quantization=COMPUTE_TYPE)
     for weights in hf.glob("*.safetensors"):
         weights.unlink()  # the runtime reads ct2/; hf/ keeps the config and tokenizer
-    meta = {"source": src.name, "parameters": params, "context_window": min(window, 8192), "recipe": RECIPE}
+    meta = {
+        "source": src.name,
+        "adapter": str(src.adapter) if src.adapter else None,
+        "parameters": params,
+        "context_window": min(window, 8192),
+        "recipe": RECIPE,
+    }
     (folder / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
-def _hf_model(src: Source) -> tuple[Any, Any]:
+def _checked_adapter(src: Source) -> Path:
+    """The source's adapter folder; ArtifactsError naming the fix when banter's meta says it was
+    trained on another base model (an adapter without that meta is taken as it is)."""
+    assert src.adapter is not None
+    meta_file = src.adapter / generator_finetune.ADAPTER_META
+    trained_on = json.loads(meta_file.read_text()).get("base") if meta_file.is_file() else None
+    if trained_on and trained_on != src.base_version():
+        raise ArtifactsError(
+            f"generator: the LoRA adapter {src.adapter} was trained on another base model ({trained_on}, "
+            f"this one is {src.base_version()}): retrain it with `banter models finetune-generator`, "
+            "or build without it (BANTER_GENERATOR_ADAPTER=none)"
+        )
+    return src.adapter
+
+
+def hf_model(src: Source) -> tuple[Any, Any]:
     """The source as a plain transformers model (float32) and its tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

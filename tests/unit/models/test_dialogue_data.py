@@ -1,7 +1,7 @@
 """The project-written multi-turn dialogue sets: the held-out set for `banter models
 eval-dialogue` (user turns only) and the set the response selector is fitted on (both
-sides). Structure, sizes, and that the two sets (and the held-out set and the training
-data) share no text."""
+sides), and the persona dialogues the generator is fine-tuned on. Structure, sizes, and
+that the sets (and the held-out set and the training data) share no text."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ DATA_DIR = Path(__file__).resolve().parents[3] / "models" / "data"
 EVAL_FILE = DATA_DIR / "eval_dialogues.json"
 SELECTOR_FILE = DATA_DIR / "selector_dialogues.json"
 # Files the encoder, intent head, responder and generator are trained or built from.
-TRAINING_FILES = ("intents.json", "oos.json", "responses.json", "canned.json")
+TRAINING_FILES = ("intents.json", "oos.json", "responses.json", "canned.json", "generator_dialogues.json")
+GENERATOR_FILE = DATA_DIR / "generator_dialogues.json"
 
 BLOCKED = re.compile(r"\b(idiot|stupid|ugly|fat|hate you|shut up|damn|hell|sexy|kill\w*)\b", re.I)
 MAX_CHARS = 200
@@ -158,3 +159,28 @@ def test_no_user_turn_is_shared_between_the_sets(eval_set: dict[str, Any], selec
     fitted_bot = {norm(t) for t in selector_texts(selector_set, "bot")}
     assert not held_out & fitted_user
     assert not held_out & fitted_bot
+
+
+# --- the generator's fine-tuning set ---------------------------------------------------
+
+
+def test_generator_set_alternates_user_and_bot_and_its_bot_lines_are_clean() -> None:
+    data = load(GENERATOR_FILE)
+    conversations = data["conversations"]
+    assert len(conversations) >= 300
+    ids = [c["id"] for c in conversations]
+    assert len(ids) == len(set(ids))
+    for c in conversations:
+        speakers = [t["speaker"] for t in c["turns"]]
+        assert speakers == ["user", "bot"] * (len(speakers) // 2) and speakers, c["id"]
+        for t in c["turns"]:
+            assert t["text"].strip() == t["text"] and t["text"] and len(t["text"]) <= MAX_CHARS, (c["id"], t)
+    bot = [t["text"] for c in conversations for t in c["turns"] if t["speaker"] == "bot"]
+    assert not [t for t in bot if BLOCKED.search(t)]
+
+
+def test_the_generator_is_not_fine_tuned_on_the_selectors_dialogues(selector_set: dict[str, Any]) -> None:
+    """The selector is fitted on its dialogues' generated replies: the generator must not have seen them."""
+    trained = {norm(s) for s in strings(load_any(GENERATOR_FILE))}
+    fitted = selector_texts(selector_set, "user") + selector_texts(selector_set, "bot")
+    assert not [t for t in fitted if len(t.split()) >= 3 and norm(t) in trained]
