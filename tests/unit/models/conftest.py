@@ -3,7 +3,9 @@ are built once per session into a temporary cache (the generator is not built he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +49,42 @@ def intent_model(built_config: ModelConfig) -> object:
 @pytest.fixture(scope="session")
 def responder_model(built_config: ModelConfig) -> object:
     return registry.load("responder", built_config)
+
+
+@pytest.fixture(scope="session")
+def packaged_tokenizer() -> Any:
+    """The default generator's tokenizer as transformers loads it, from the cache `make models` fills."""
+    from transformers import AutoTokenizer
+
+    from models import generator
+    from streams.settings import Settings
+
+    config = ModelConfig(cache_dir=Settings.from_env().home / "models")
+    return AutoTokenizer.from_pretrained(str(generator.model_dir(config, generator.version(config)) / generator.HF_DIR))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(packaged_tokenizer: Any) -> Callable[[Path], Path]:
+    """Writes a tiny random Llama with the packaged tokenizer into a folder: "any Hugging Face
+    causal LM" for the build and serving paths. Its weights are far from zero, so that its
+    logits are far from uniform and a small adapter moves them."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    def write(folder: Path) -> Path:
+        config = LlamaConfig(
+            vocab_size=len(packaged_tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            bos_token_id=packaged_tokenizer.bos_token_id,
+            eos_token_id=packaged_tokenizer.eos_token_id,
+            initializer_range=0.3,
+        )
+        LlamaForCausalLM(config).save_pretrained(folder)
+        packaged_tokenizer.save_pretrained(folder)
+        return folder
+
+    return write

@@ -37,16 +37,10 @@ def packaged() -> ChatGenerator:
     return generator.load(config)
 
 
-def _transformers_tokenizer() -> Any:
-    """The packaged model's tokenizer as transformers loads it (the build's; a worker uses ChatTokenizer)."""
-    from transformers import AutoTokenizer
-
-    config = ModelConfig(cache_dir=Settings.from_env().home / "models")
-    return AutoTokenizer.from_pretrained(str(generator.model_dir(config, generator.version(config)) / generator.HF_DIR))
-
-
-def test_the_serving_tokenizer_matches_transformers_without_importing_it(packaged: ChatGenerator) -> None:
-    full = _transformers_tokenizer()
+def test_the_serving_tokenizer_matches_transformers_without_importing_it(
+    packaged: ChatGenerator, packaged_tokenizer: Any
+) -> None:
+    full = packaged_tokenizer
     chats = [
         persona.chat_messages([]),
         [{"role": "user", "content": "hey what's up 🙂 naïve café\nnew line"}],
@@ -141,25 +135,9 @@ def test_caps_stop_generation(packaged: ChatGenerator) -> None:
     assert all(reply.truncated and len(reply.text.split()) <= 2 for reply in late)
 
 
-def test_any_hugging_face_causal_lm_folder_builds_and_serves(tmp_path: Path, packaged: ChatGenerator) -> None:
+def test_any_hugging_face_causal_lm_folder_builds_and_serves(tmp_path: Path, tiny_llama: Any) -> None:
     """A tiny random Llama with the packaged tokenizer stands in for "any HF model id or folder"."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path / "tiny-llama"
-    tok = _transformers_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
+    folder = tiny_llama(tmp_path / "tiny-llama")
     settings = ModelConfig(cache_dir=tmp_path / "cache", generator=str(folder), generator_max_time_s=30.0)
     messages: list[str] = []
     version = generator_conversion.build(settings, messages.append)

@@ -20,7 +20,6 @@ from models.build.generator_finetune import IGNORE, Recipe, batches, example, le
 from models.config import ModelConfig
 from models.store import ArtifactsError
 from models.types import Dialogue, Utterance
-from streams.settings import Settings
 
 CONVERSATION = [
     Utterance("user", "my cat knocked my coffee over"),
@@ -31,12 +30,8 @@ CONVERSATION = [
 
 
 @pytest.fixture(scope="module")
-def tokenizer() -> Any:
-    """The packaged model's tokenizer, from the cache `make models` fills."""
-    from transformers import AutoTokenizer
-
-    config = ModelConfig(cache_dir=Settings.from_env().home / "models")
-    return AutoTokenizer.from_pretrained(str(generator.model_dir(config, generator.version(config)) / generator.HF_DIR))
+def tokenizer(packaged_tokenizer: Any) -> Any:
+    return packaged_tokenizer
 
 
 def test_the_loss_counts_the_bots_turns_and_nothing_else(tokenizer: Any) -> None:
@@ -79,28 +74,8 @@ def test_the_learning_rate_warms_up_then_decays_to_zero() -> None:
     assert rates[-1] < 1e-5
 
 
-def _tiny_llama(folder: Path, tokenizer: Any) -> None:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        initializer_range=0.3,  # logits far from uniform, so that a small adapter moves them
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-
-
-def test_an_adapter_trained_on_a_tiny_llama_learns_and_the_build_merges_it(tmp_path: Path, tokenizer: Any) -> None:
-    base = tmp_path / "tiny-llama"
-    _tiny_llama(base, tokenizer)
+def test_an_adapter_trained_on_a_tiny_llama_learns_and_the_build_merges_it(tmp_path: Path, tiny_llama: Any) -> None:
+    base = tiny_llama(tmp_path / "tiny-llama")
     plain = ModelConfig(cache_dir=tmp_path / "cache", generator=str(base), generator_max_time_s=30.0)
     base_version = generator.source(plain).base_version()
     adapter = tmp_path / "adapter"
@@ -122,9 +97,8 @@ def test_an_adapter_trained_on_a_tiny_llama_learns_and_the_build_merges_it(tmp_p
     assert len(model.predict([Dialogue((Utterance("user", "my cat knocked my coffee over"),))])) == 1
 
 
-def test_an_adapter_trained_on_another_base_is_refused_with_the_fix(tmp_path: Path, tokenizer: Any) -> None:
-    base = tmp_path / "tiny-llama"
-    _tiny_llama(base, tokenizer)
+def test_an_adapter_trained_on_another_base_is_refused_with_the_fix(tmp_path: Path, tiny_llama: Any) -> None:
+    base = tiny_llama(tmp_path / "tiny-llama")
     adapter = tmp_path / "adapter"
     recipe = Recipe(rank=2, alpha=4, epochs=1)
     generator_finetune.train(base, [CONVERSATION], adapter, lambda _: None, recipe, 1, "another-base", "data")
