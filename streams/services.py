@@ -107,7 +107,10 @@ def lower_priority(nice: int) -> None:
     the generator gets the CPU the event loop and the understand step leave, instead of slowing them."""
     if nice > 0:
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, nice))
+            me = threading.get_native_id()
+            current = os.getpriority(os.PRIO_PROCESS, me)
+            if min(19, nice) > current:  # never raise it (a worker started under `nice` stays below it)
+                os.setpriority(os.PRIO_PROCESS, me, min(19, nice))
         except OSError as exc:
             log.warning("could not lower the thread's priority", extra={"nice": nice, "error": str(exc)})
 
